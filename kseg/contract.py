@@ -1,0 +1,83 @@
+"""The exported-model contract, shared by the exporter and the TensorFlow-free runtime.
+
+``exported/NAME/`` holds ``model_<mode>.tflite`` files and ``metadata.json``. Every file takes one
+uint8 RGB tensor ``[1, H, W, 3]`` (0..255; grayscale data is fed as 3 equal channels) and returns
+per-pixel class scores ``[1, H, W, C]`` (float, or quantized with its scale and zero point) or class
+indices ``[1, H, W]``. metadata.json::
+
+    {"format": 1, "classes": [names], "input": {"height": H, "width": W, "channels": 3,
+     "dtype": "uint8"}, "output": {"kind": "scores" | "labels"}, "ignore_index": 255,
+     "model": {...build options...}, "kseg_version": "...", "metrics": {...measured at export...}}
+
+This module uses only the standard library.
+"""
+
+import json
+from pathlib import Path
+
+FORMAT = 1
+METADATA = "metadata.json"
+OUTPUT_KINDS = ("scores", "labels")
+
+
+class ContractError(ValueError):
+    """An exported model folder or file that does not follow the contract."""
+
+
+def tflite_name(mode):
+    return f"model_{mode}.tflite"
+
+
+def make_metadata(classes, height, width, output_kind, ignore_index, model, kseg_version, metrics=None):
+    meta = {
+        "format": FORMAT,
+        "classes": list(classes),
+        "input": {"height": int(height), "width": int(width), "channels": 3, "dtype": "uint8"},
+        "output": {"kind": output_kind},
+        "ignore_index": int(ignore_index),
+        "model": model,
+        "kseg_version": kseg_version,
+        "metrics": metrics or {},
+    }
+    validate_metadata(meta, "metadata")
+    return meta
+
+
+def validate_metadata(meta, where):
+    """Raise ContractError naming ``where`` and the first problem found."""
+
+    def fail(problem):
+        raise ContractError(f"{where}: {problem}")
+
+    if not isinstance(meta, dict):
+        fail("metadata must be a JSON object")
+    if meta.get("format") != FORMAT:
+        fail(f"unsupported metadata format {meta.get('format')!r} (this kseg reads {FORMAT})")
+    classes = meta.get("classes")
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        fail("'classes' must be a non-empty list of class names")
+    inp = meta.get("input")
+    if not isinstance(inp, dict):
+        fail("'input' is missing")
+    for key in ("height", "width"):
+        if not isinstance(inp.get(key), int) or inp[key] < 1:
+            fail(f"input.{key} must be a positive integer, got {inp.get(key)!r}")
+    if inp.get("channels") != 3 or inp.get("dtype") != "uint8":
+        fail("input must be 3-channel uint8 (RGB)")
+    kind = (meta.get("output") or {}).get("kind")
+    if kind not in OUTPUT_KINDS:
+        fail(f"output.kind must be one of {', '.join(OUTPUT_KINDS)}, got {kind!r}")
+    if not isinstance(meta.get("ignore_index"), int):
+        fail("'ignore_index' must be an integer")
+    return meta
+
+
+def read_metadata(folder):
+    path = Path(folder) / METADATA
+    if not path.is_file():
+        raise ContractError(f"{path}: missing (an exported model folder needs its {METADATA})")
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ContractError(f"{path}: not valid JSON ({exc})") from None
+    return validate_metadata(meta, str(path))

@@ -1,0 +1,86 @@
+"""What every dataset loader provides, and how bad data is reported.
+
+A ``Source`` is an indexable collection of (uint8 RGB image, uint8 label map) pairs of one split.
+``load(index)`` is a TensorFlow-graph function of a scalar int64 index, so ``tf.data`` can decode
+examples in parallel and in any (seeded) order without holding the set in memory; ``load_numpy``
+gives the same example without TensorFlow (for the JAX input path and for checks).
+"""
+
+import dataclasses
+
+import numpy as np
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used; ``problems`` lists ``(file, problem)`` pairs."""
+
+    def __init__(self, where, problems):
+        self.where = str(where)
+        self.problems = list(problems)
+        shown = self.problems[:20]
+        lines = [f"  {f}: {p}" for f, p in shown]
+        more = len(self.problems) - len(shown)
+        if more > 0:
+            lines.append(f"  ... and {more} more problem(s)")
+        super().__init__(
+            f"dataset {self.where} has {len(self.problems)} problem(s):\n" + "\n".join(lines)
+        )
+
+
+@dataclasses.dataclass
+class Report:
+    """What a scan of a dataset found (``kseg data check`` prints it)."""
+
+    where: str
+    classes: tuple
+    ignore_index: int
+    num_examples: int = 0
+    sizes: dict = dataclasses.field(default_factory=dict)  # (h, w) -> count
+    pixel_counts: np.ndarray = None  # per class, plus ignored pixels in the last slot
+    problems: list = dataclasses.field(default_factory=list)
+
+    @property
+    def ok(self):
+        return not self.problems and self.num_examples > 0
+
+    def frequencies(self):
+        """Per-class share of labelled (non-ignored) pixels."""
+        counts = np.asarray(self.pixel_counts[:-1], dtype=np.float64)
+        total = counts.sum()
+        return counts / total if total else counts
+
+    def raise_if_bad(self):
+        if self.num_examples == 0 and not self.problems:
+            self.problems.append((self.where, "no examples found (empty dataset)"))
+        if self.problems:
+            raise DatasetError(self.where, self.problems)
+
+
+class Source:
+    """Base class of a dataset split. Subclasses set ``classes``, ``ignore_index``, ``where``."""
+
+    classes: tuple = ()
+    ignore_index: int = 255
+    where: str = ""
+
+    def __len__(self):
+        raise NotImplementedError
+
+    @property
+    def num_classes(self):
+        return len(self.classes)
+
+    def load(self, index):
+        """TF graph: scalar int64 index -> (uint8 [H, W, 3], uint8 [H, W])."""
+        raise NotImplementedError
+
+    def load_numpy(self, index):
+        """The same example as numpy arrays, without TensorFlow."""
+        raise NotImplementedError
+
+    def scan(self):
+        """Validate every example; returns a ``Report`` (never raises for bad data)."""
+        raise NotImplementedError
+
+    def describe(self):
+        return {"where": self.where, "num_examples": len(self), "classes": list(self.classes)}

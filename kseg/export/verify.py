@@ -1,0 +1,35 @@
+"""Verification of exported files against the Keras model, streamed over validation images."""
+
+import numpy as np
+
+from kseg import metrics as kmetrics
+from kseg.runtime import TFLiteModel
+
+
+def verify(model, files, dataset, num_classes, ignore_index):
+    """Score the Keras ``model`` and each .tflite in ``files`` ({mode: path}) on ``dataset``
+    (batches of uint8 images and labels). Returns {"keras": {...}, mode: {...}} with mIoU, pixel
+    accuracy and, for files, the share of pixels whose argmax agrees with Keras."""
+    runners = {mode: TFLiteModel(path) for mode, path in files.items()}
+    cms = {name: np.zeros((num_classes, num_classes), np.int64) for name in ["keras", *runners]}
+    agree = {mode: 0 for mode in runners}
+    pixels = count = 0
+    for images, labels in dataset:
+        images, labels = np.asarray(images), np.asarray(labels)
+        ref = np.argmax(np.asarray(model.predict_on_batch(images)), axis=-1)
+        cms["keras"] += kmetrics.confusion_matrix(labels, ref, num_classes, ignore_index)
+        pixels += ref.size
+        count += len(images)
+        for mode, runner in runners.items():
+            pred = np.stack([runner.labels(im) for im in images])
+            cms[mode] += kmetrics.confusion_matrix(labels, pred, num_classes, ignore_index)
+            agree[mode] += int(np.sum(pred == ref))
+    out = {}
+    for name, cm in cms.items():
+        s = kmetrics.scores(cm)
+        out[name] = {"miou": s["miou"], "pixel_accuracy": s["pixel_accuracy"], "iou": s["iou"]}
+        if name in runners:
+            out[name]["agreement"] = agree[name] / max(pixels, 1)
+            out[name]["size_bytes"] = files[name].stat().st_size
+    out["images"] = count
+    return out

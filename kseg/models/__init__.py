@@ -1,0 +1,32 @@
+"""Model registry: ``kseg.models.build(name, num_classes=..., input_shape=..., **options)``.
+
+Every model takes uint8 RGB images ``[B, H, W, 3]`` (normalisation is inside) and returns float32
+per-pixel class logits ``[B, H, W, num_classes]``.
+"""
+
+from kseg.models import unet  # noqa: F401  (registers the family)
+from kseg.models.layers import CropToReference, PadToMultiple, Preprocess
+from kseg.models.registry import ModelConfigError, build, names, options, register
+
+
+
+def load_model(path, compile=True):
+    """Load a kseg ``.keras`` file (registers kseg's layers, losses and metrics first)."""
+    import keras
+
+    from kseg import losses, metrics  # noqa: F401  (register serializable classes)
+
+    return keras.models.load_model(path, compile=compile)
+
+
+__all__ = [
+    "load_model",
+    "build",
+    "names",
+    "options",
+    "register",
+    "ModelConfigError",
+    "Preprocess",
+    "PadToMultiple",
+    "CropToReference",
+]

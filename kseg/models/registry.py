@@ -1,0 +1,70 @@
+"""One registry for every model family: ``build(name, num_classes=..., input_shape=..., **options)``.
+
+A family registers a builder function whose keyword arguments are its options. ``build`` rejects
+unknown options by name before any layer is created, and builders validate their values early.
+"""
+
+import inspect
+
+_BUILDERS = {}
+
+
+class ModelConfigError(ValueError):
+    """A model name or option that cannot be built."""
+
+
+def register(name):
+    """Decorator: register ``fn(num_classes, input_shape, **options) -> keras.Model`` as ``name``."""
+
+    def wrap(fn):
+        if name in _BUILDERS:
+            raise ValueError(f"model {name!r} is registered twice")
+        _BUILDERS[name] = fn
+        return fn
+
+    return wrap
+
+
+def names():
+    """Registered model names, sorted."""
+    return sorted(_BUILDERS)
+
+
+def options(name):
+    """The options of model ``name`` and their defaults."""
+    fn = _get(name)
+    sig = inspect.signature(fn)
+    return {
+        p.name: p.default
+        for p in sig.parameters.values()
+        if p.name not in ("num_classes", "input_shape") and p.kind == p.KEYWORD_ONLY
+    }
+
+
+def _get(name):
+    try:
+        return _BUILDERS[name]
+    except KeyError:
+        raise ModelConfigError(
+            f"unknown model {name!r}; available: {', '.join(names())}"
+        ) from None
+
+
+def build(name, *, num_classes, input_shape=(None, None, 3), **opts):
+    """Build model ``name`` for ``num_classes`` classes; inputs are uint8 RGB ``input_shape``."""
+    fn = _get(name)
+    known = options(name)
+    unknown = sorted(set(opts) - set(known))
+    if unknown:
+        raise ModelConfigError(
+            f"model {name!r} has no option(s) {', '.join(unknown)}; "
+            f"its options are: {', '.join(sorted(known)) or 'none'}"
+        )
+    if int(num_classes) < 1:
+        raise ModelConfigError(f"num_classes must be at least 1, got {num_classes}")
+    input_shape = tuple(None if d is None else int(d) for d in input_shape)
+    if len(input_shape) != 3 or input_shape[2] != 3:
+        raise ModelConfigError(
+            f"input_shape must be (height, width, 3) for uint8 RGB input, got {input_shape}"
+        )
+    return fn(num_classes=int(num_classes), input_shape=input_shape, **opts)

@@ -1,0 +1,63 @@
+"""Keras callbacks of a kseg run."""
+
+import math
+import time
+
+import keras
+
+
+class TrainingDivergedError(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops at the first batch whose loss is NaN or infinite, with a message saying where."""
+
+    def __init__(self, last_good=None):
+        super().__init__()
+        self.last_good = last_good
+        self.epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
+            where = self.last_good() if callable(self.last_good) else self.last_good
+            raise TrainingDivergedError(
+                f"loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}; "
+                f"training stopped. The last good checkpoint is kept: {where or 'none yet'}. "
+                f"Try a lower --learning-rate."
+            )
+
+
+class CommitEpoch(keras.callbacks.Callback):
+    """After each epoch: keep best.keras by val mIoU, then commit the epoch to the run folder."""
+
+    def __init__(self, run, best_miou=None, monitor="val_miou"):
+        super().__init__()
+        self.run = run
+        self.best = best_miou
+        self.monitor = monitor
+        self._t0 = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        if not all(math.isfinite(v) for k, v in logs.items() if "loss" in k):
+            raise TrainingDivergedError(
+                f"epoch {epoch + 1} ended with a non-finite loss ({logs}); it is not saved. "
+                f"The last good checkpoint is kept: {self.run.checkpoint_path() or 'none yet'}"
+            )
+        score = logs.get(self.monitor)
+        improved = score is not None and (self.best is None or score > self.best)
+        if improved:
+            self.best = score
+            self.run.save_best(self.model)
+        entry = {"epoch": epoch + 1, **logs, "seconds": round(time.time() - self._t0, 2),
+                 "best": bool(improved)}
+        self.run.commit_epoch(self.model, epoch + 1, entry, self.best)

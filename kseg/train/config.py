@@ -1,0 +1,77 @@
+"""``TrainConfig``: everything a training run was asked for; stored as ``runs/NAME/config.json``."""
+
+import dataclasses
+
+from kseg import DEFAULT_IGNORE_INDEX, __version__
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    data: str = "shapes"
+    val_data: str = None  # None: the "val" split of ``data`` (a held-out fraction for one folder)
+    classes: list = None  # None: from the dataset (classes.txt or built in)
+    remap: dict = dataclasses.field(default_factory=dict)
+    ignore_index: int = DEFAULT_IGNORE_INDEX
+    val_fraction: float = 0.2
+    image_size: tuple = (128, 128)
+    model: str = "unet"
+    model_options: dict = dataclasses.field(default_factory=dict)
+    epochs: int = 10
+    batch_size: int = 8
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    loss: str = "ce"
+    augment: bool = True
+    seed: int = 0
+
+    def __post_init__(self):
+        self.image_size = tuple(int(v) for v in self.image_size)
+        self.remap = {int(k): v for k, v in (self.remap or {}).items()}
+        problems = []
+        if len(self.image_size) != 2 or min(self.image_size) < 8:
+            problems.append(f"image_size must be two sizes >= 8, got {self.image_size}")
+        if int(self.epochs) < 1:
+            problems.append(f"epochs must be at least 1, got {self.epochs}")
+        if int(self.batch_size) < 1:
+            problems.append(f"batch_size must be at least 1, got {self.batch_size}")
+        if not float(self.learning_rate) > 0:
+            problems.append(f"learning_rate must be positive, got {self.learning_rate}")
+        if not 0 <= float(self.val_fraction) < 1:
+            problems.append(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def source_options(self):
+        return {
+            "classes": self.classes,
+            "remap": self.remap,
+            "ignore_index": self.ignore_index,
+            "val_fraction": self.val_fraction,
+            "image_size": self.image_size,
+            "seed": self.seed,
+        }
+
+    def to_json(self):
+        d = dataclasses.asdict(self)
+        d["image_size"] = list(self.image_size)
+        d["remap"] = {str(k): v for k, v in self.remap.items()}
+        d["kseg_version"] = __version__
+        return d
+
+    @classmethod
+    def from_json(cls, d):
+        d = dict(d)
+        d.pop("kseg_version", None)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+    def open_source(self, split):
+        """The ``train`` or ``val`` split this configuration names (kseg.data sources)."""
+        from kseg.data import open_source
+
+        options = self.source_options()
+        if self.val_data:  # separate validation data: neither side is carved into a split
+            options["val_fraction"] = 0.0
+            if split == "val":
+                return open_source(self.val_data, "val", **options)
+        return open_source(self.data, split, **options)

@@ -1,0 +1,120 @@
+"""``train(config, out)``: the library behind ``kseg train``.
+
+Data are checked before anything is built; the run folder is created or resumed (see ``rundir``);
+the model is built through the registry, or reloaded with its optimizer state from the last
+committed epoch; ``fit`` runs with the deterministic per-epoch input pipeline.
+"""
+
+import sys
+import time
+
+import keras
+
+from kseg import losses, metrics, models
+from kseg.data import DatasetError
+from kseg.data.pipeline import evaluation_dataset, training_dataset
+from kseg.train.callbacks import CommitEpoch, StopOnNonFinite
+from kseg.train.config import TrainConfig
+from kseg.train.rundir import RunDir
+
+
+def open_checked_sources(config):
+    """(train, val) sources of ``config``, each fully checked; raises ``DatasetError`` if bad."""
+    train_src = config.open_source("train")
+    val_src = config.open_source("val")
+    for src in (train_src, val_src):
+        src.scan().raise_if_bad()
+    if tuple(train_src.classes) != tuple(val_src.classes):
+        raise DatasetError(
+            val_src.where,
+            [(val_src.where, f"classes {list(val_src.classes)} differ from the training "
+                             f"data's {list(train_src.classes)}")],
+        )
+    return train_src, val_src
+
+
+def build_model(config, num_classes):
+    return models.build(
+        config.model,
+        num_classes=num_classes,
+        input_shape=(*config.image_size, 3),
+        **config.model_options,
+    )
+
+
+def compile_model(model, config, num_classes, steps_per_epoch):
+    schedule = keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=0.01
+    )
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+        loss=losses.get(config.loss, ignore_index=config.ignore_index),
+        metrics=[metrics.ConfusionMatrix(num_classes, config.ignore_index)],
+    )
+    return model
+
+
+def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print):
+    """Train (or resume) the run at ``out``; returns a summary dict."""
+    train_src, val_src = open_checked_sources(config)
+    num_classes = len(train_src.classes)
+    run = RunDir(out)
+    cfg = config.to_json()
+    cfg["classes"] = list(train_src.classes)
+    state = run.prepare(cfg, overwrite=overwrite)
+
+    done = state["epoch"]
+    if done >= config.epochs:
+        log(f"{run.path}: all {config.epochs} epochs already finished (best val mIoU "
+            f"{state['best_miou']:.4f}); nothing to do")
+        return summary(run)
+
+    keras.utils.set_random_seed(config.seed + done)
+    train_ds, steps = training_dataset(
+        train_src, config.image_size, config.batch_size, epochs=config.epochs,
+        initial_epoch=done, seed=config.seed, augment=config.augment,
+    )
+    val_ds = evaluation_dataset(val_src, config.image_size, config.batch_size)
+    if done:
+        log(f"resuming {run.path} after epoch {done} from {run.checkpoint_path()}")
+        model = models.load_model(run.checkpoint_path())
+    else:
+        model = compile_model(build_model(config, num_classes), config, num_classes, steps)
+    log(f"training {config.model} ({model.count_params():,} parameters) on {train_src.where}: "
+        f"{len(train_src)} train / {len(val_src)} val images at "
+        f"{config.image_size[0]}x{config.image_size[1]}, {steps} steps per epoch")
+
+    callbacks = [
+        StopOnNonFinite(last_good=run.checkpoint_path),
+        CommitEpoch(run, best_miou=state["best_miou"]),
+        keras.callbacks.TensorBoard(log_dir=str(run.file("logs")), write_graph=False),
+    ]
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    t0 = time.time()
+    model.fit(
+        train_ds,
+        epochs=config.epochs,
+        initial_epoch=done,
+        steps_per_epoch=steps,
+        validation_data=val_ds,
+        callbacks=callbacks,
+        shuffle=False,  # the pipeline shuffles, per epoch and seeded
+        verbose=verbose,
+    )
+    result = summary(run)
+    result["train_seconds_this_session"] = round(time.time() - t0, 1)
+    return result
+
+
+def summary(run):
+    state = run.state()
+    entries = run.metrics()
+    return {
+        "run": str(run.path),
+        "epochs_done": state["epoch"],
+        "best_val_miou": state["best_miou"],
+        "best_epoch": max((e for e in entries if e.get("best")), key=lambda e: e["epoch"],
+                          default={}).get("epoch"),
+        "last": entries[-1] if entries else None,
+    }
