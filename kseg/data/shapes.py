@@ -1,9 +1,10 @@
 """The built-in ``shapes`` dataset: procedurally generated scenes, deterministic by seed, no files.
 
 Each image holds a few objects of four classes (circle, rectangle, triangle, star) on a textured,
-noisy background. Object and background colours are drawn from the same distribution and objects
-carry their own texture, so colour thresholding cannot solve it: a model has to learn shape.
-Objects overlap; the one drawn later wins. Only numpy and pillow are used, so the generator also
+noisy background (stripes or blobs over a colour gradient, plus strong noise). Objects are smooth:
+one colour with soft shading and faint noise. Object and background colours are drawn from the same
+distribution, so colour thresholding cannot solve it; a model has to tell smooth from textured
+surfaces and then the four outlines apart. Objects overlap; the one drawn later wins. Only numpy and pillow are used, so the generator also
 feeds the TensorFlow-free (JAX backend) input path.
 """
 
@@ -45,7 +46,7 @@ def _texture(rng, height, width):
             dtype=np.float32,
         )
         img += (up - 127.5) * rng.uniform(0.2, 0.6)
-    img += rng.normal(0, rng.uniform(3, 18), size=img.shape)
+    img += rng.normal(0, rng.uniform(10, 25), size=img.shape)
     return img
 
 
@@ -77,7 +78,7 @@ def generate(index, height=128, width=128, seed=0, split="train", max_objects=5)
     short = min(height, width)
     for _ in range(int(rng.integers(1, max_objects + 1))):
         cls_id = int(rng.integers(1, len(CLASSES)))
-        r = rng.uniform(0.08, 0.22) * short
+        r = rng.uniform(0.1, 0.26) * short
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)
         mask_img = Image.new("L", (width, height), 0)
         draw = ImageDraw.Draw(mask_img)
@@ -87,10 +88,9 @@ def generate(index, height=128, width=128, seed=0, split="train", max_objects=5)
             draw.polygon(_polygon(CLASSES[cls_id], cx, cy, r, rng.uniform(0, 2 * math.pi)), fill=1)
         mask = np.asarray(mask_img, dtype=bool)
         colour = rng.uniform(0, 255, size=3)
-        if rng.random() < 0.5:  # textured object
-            img[mask] = 0.5 * colour + 0.5 * _texture(rng, height, width)[mask]
-        else:  # flat colour with noise
-            img[mask] = colour + rng.normal(0, 8, size=(int(mask.sum()), 3))
+        yy, xx = np.nonzero(mask)
+        shade = 1.0 + rng.uniform(-0.25, 0.25) * ((xx - cx) + (yy - cy)) / max(r, 1.0) / 2
+        img[yy, xx] = colour * shade[:, None] + rng.normal(0, 3, size=(len(yy), 3))
         label[mask] = cls_id
     return np.clip(img, 0, 255).astype(np.uint8), label
 

@@ -1,0 +1,229 @@
+"""``kseg`` command line: a thin click shell over the library (kseg.train, kseg.export, ...)."""
+
+import json
+import os
+import sys
+
+import click
+
+from kseg import DEFAULT_IGNORE_INDEX
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+
+
+def _parse_options(items):
+    """``("depth=3", "upsampling=bilinear")`` -> ``{"depth": 3, "upsampling": "bilinear"}``."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--option")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def _split_classes(text):
+    return [c.strip() for c in text.split(",") if c.strip()] if text else None
+
+
+def _remap(text):
+    from kseg.data import parse_remap
+
+    try:
+        return parse_remap(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--remap") from None
+
+
+def _fail(exc):
+    click.echo(f"error: {exc}", err=True)
+    sys.exit(1)
+
+
+def data_options(f):
+    """Options that describe how to read a dataset (shared by train, evaluate and data check)."""
+    for opt in reversed([
+        click.option("--classes", help="Comma-separated class names (default: classes.txt)."),
+        click.option("--remap", help="Label value rewrites FROM:TO[,...]; TO may be 'ignore' "
+                     "(e.g. 11:ignore for CamVid, 255:1 for ISBI)."),
+        click.option("--ignore-index", type=int, default=DEFAULT_IGNORE_INDEX, show_default=True),
+        click.option("--val-fraction", type=float, default=0.2, show_default=True,
+                     help="Share of a single folder held out for validation."),
+    ]):
+        f = opt(f)
+    return f
+
+
+@click.group()
+@click.version_option(package_name="kseg")
+def main():
+    """Train semantic-segmentation models and ship them as verified TFLite files."""
+
+
+@main.command()
+@click.option("--data", default="shapes", show_default=True,
+              help="Dataset: 'shapes[:N]' (built in) or a folder with images/ and labels/.")
+@click.option("--val-data", help="Separate validation dataset (default: the data's val split).")
+@data_options
+@click.option("--model", default="unet", show_default=True, help="Registered model name.")
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
+              help="Model option, e.g. -o depth=4 -o base_filters=32 (repeatable).")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--image-size", type=int, nargs=2, default=(128, 128), show_default=True,
+              metavar="H W")
+@click.option("--learning-rate", type=float, default=1e-3, show_default=True)
+@click.option("--weight-decay", type=float, default=1e-4, show_default=True)
+@click.option("--no-augment", is_flag=True, help="Disable random flips.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", required=True, help="Run folder, e.g. runs/NAME.")
+@click.option("--overwrite", is_flag=True, help="Replace a run folder of another configuration.")
+def train(data, val_data, classes, remap, ignore_index, val_fraction, model, options, epochs,
+          batch_size, image_size, learning_rate, weight_decay, no_augment, seed, out, overwrite):
+    """Train a model; the same command resumes an interrupted run."""
+    from kseg.data import DatasetError
+    from kseg.models import ModelConfigError
+    from kseg.train import RunConflictError, TrainConfig
+    from kseg.train import train as run_training
+
+    try:
+        config = TrainConfig(
+            data=data, val_data=val_data, classes=_split_classes(classes), remap=_remap(remap),
+            ignore_index=ignore_index, val_fraction=val_fraction, image_size=image_size,
+            model=model, model_options=_parse_options(options), epochs=epochs,
+            batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
+            augment=not no_augment, seed=seed,
+        )
+        result = run_training(config, out, overwrite=overwrite)
+    except (DatasetError, ModelConfigError, RunConflictError, ValueError) as exc:
+        _fail(exc)
+    click.echo(f"best val mIoU {result['best_val_miou']:.4f} (epoch {result['best_epoch']}); "
+               f"run folder {result['run']}")
+
+
+def _source_for(ref, data, split, classes, remap, ignore_index, val_fraction):
+    from kseg.data import open_source
+
+    if data is None:
+        if ref.config is None:
+            raise click.UsageError("this model has no run folder; give --data")
+        return ref.config.open_source(split)
+    return open_source(data, split, classes=_split_classes(classes), remap=_remap(remap),
+                       ignore_index=ignore_index, val_fraction=val_fraction,
+                       image_size=ref.input_size or (128, 128))
+
+
+@main.command()
+@click.argument("model")
+@click.option("--data", help="Dataset (default: the run's validation data).")
+@click.option("--split", default="val", show_default=True)
+@data_options
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the scores here.")
+def evaluate(model, data, split, classes, remap, ignore_index, val_fraction, json_path):
+    """Score MODEL (a run folder or .keras file): per-class IoU, mIoU, pixel accuracy."""
+    from kseg.data import DatasetError
+    from kseg.inference import ModelRef, evaluate as run_eval, format_scores
+
+    try:
+        ref = ModelRef(model)
+        source = _source_for(ref, data, split, classes, remap, ignore_index, val_fraction)
+        source.scan().raise_if_bad()
+        result = run_eval(ref, source)
+    except (DatasetError, FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    click.echo(format_scores(result, f"{ref.model_path} on {result['data']} ({result['images']} images)"))
+    if json_path:
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=2)
+        click.echo(f"wrote {json_path}")
+
+
+@main.command()
+@click.argument("model")
+@click.argument("images", nargs=-1, required=True)
+@click.option("--out", required=True, help="Folder for masks and overlays.")
+def predict(model, images, out):
+    """Segment IMAGES with MODEL; writes coloured masks, overlays and label PNGs."""
+    from kseg.inference import ModelRef, predict_files
+
+    try:
+        written = predict_files(ModelRef(model), images, out)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    click.echo(f"wrote {len(written)} files to {out}")
+
+
+@main.command()
+@click.argument("run")
+@click.option("--tflite", is_flag=True, help="Also write TFLite file(s) (SavedModel always).")
+@click.option("--out", required=True, help="Destination folder, e.g. exported/NAME.")
+@click.option("--overwrite", is_flag=True)
+@click.option("--verify-images", type=int, default=None,
+              help="Verify on at most this many validation images (default: all).")
+def export(run, tflite, out, overwrite, verify_images):
+    """Export RUN's best model (SavedModel + TFLite), verified before it is kept."""
+    from kseg.data import DatasetError
+    from kseg.export import ExportError, export_run
+    from kseg.export.report import format_export
+
+    try:
+        meta = export_run(run, out, modes=("float32",) if tflite else (), overwrite=overwrite,
+                          max_images=verify_images)
+    except (ExportError, DatasetError, FileNotFoundError) as exc:
+        _fail(exc)
+    click.echo(format_export(meta, out))
+
+
+@main.group()
+def data():
+    """Dataset tools."""
+
+
+@data.command("check")
+@click.argument("path")
+@click.option("--split", default="train", show_default=True)
+@data_options
+def data_check(path, split, classes, remap, ignore_index, val_fraction):
+    """Scan a dataset: counts, sizes, per-class pixel shares; exit 1 if anything is wrong."""
+    from kseg.data import DatasetError, open_source
+
+    try:
+        source = open_source(path, split, classes=_split_classes(classes), remap=_remap(remap),
+                             ignore_index=ignore_index, val_fraction=val_fraction)
+        report = source.scan()
+    except DatasetError as exc:
+        _fail(exc)
+    click.echo(f"{report.where}: {report.num_examples} valid pairs")
+    for (h, w), count in sorted(report.sizes.items(), key=lambda kv: -kv[1]):
+        click.echo(f"  size {h}x{w} (HxW): {count}")
+    if report.pixel_counts is not None:
+        freq = report.frequencies()
+        click.echo(f"  {'class':<20} {'pixels':>12} {'share':>8}")
+        for i, name in enumerate(report.classes):
+            click.echo(f"  {i:>2} {name:<17} {int(report.pixel_counts[i]):>12} {freq[i]:>8.2%}")
+        click.echo(f"  {'ignored':<20} {int(report.pixel_counts[-1]):>12}")
+    if not report.ok:
+        try:
+            report.raise_if_bad()
+        except DatasetError as exc:
+            _fail(exc)
+
+
+@main.command()
+@click.option("--out", default="runs/quickstart", show_default=True)
+@click.option("--epochs", type=int, default=None, help="Override the recipe's epoch count.")
+def quickstart(out, epochs):
+    """The main job on the built-in data: train -> export -> verify -> results table."""
+    from kseg.quickstart import run
+
+    try:
+        run(out, epochs=epochs)
+    except Exception as exc:  # report, do not dump a traceback at a first-time user
+        _fail(exc)
+
+
+if __name__ == "__main__":
+    main()

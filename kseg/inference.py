@@ -1,0 +1,120 @@
+"""Loading a trained model by run folder or file, and the evaluate / predict library calls."""
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from kseg import metrics as kmetrics
+from kseg.runtime import colourize, overlay_image
+
+
+class ModelRef:
+    """A model named on the command line: a run folder (best checkpoint) or a ``.keras`` file."""
+
+    def __init__(self, path):
+        from kseg.models import load_model
+        from kseg.train.config import TrainConfig
+        from kseg.train.rundir import RunDir
+
+        path = Path(path)
+        self.config = None
+        self.classes = None
+        if path.is_dir():
+            run = RunDir(path)
+            if not run.exists:
+                raise FileNotFoundError(f"{path}: not a kseg run folder (no config.json)")
+            self.model_path = run.best_model_path()
+        elif path.is_file():
+            self.model_path = path
+            run = RunDir(path.parent)  # a checkpoint inside a run folder keeps its run's config
+        else:
+            raise FileNotFoundError(f"{path}: no such run folder or model file")
+        if run.exists:
+            raw = run.config()
+            self.config = TrainConfig.from_json(raw)
+            self.classes = list(raw["classes"])
+        self.model = load_model(self.model_path, compile=False)
+        num_classes = self.model.output.shape[-1]
+        if self.classes is None or len(self.classes) != num_classes:
+            self.classes = [f"class_{i}" for i in range(num_classes)]
+
+    @property
+    def input_size(self):
+        """(height, width) the model was built for, or None for any size."""
+        h, w = self.model.input.shape[1:3]
+        return None if h is None or w is None else (int(h), int(w))
+
+
+def evaluate(ref, source, image_size=None, batch_size=8):
+    """Scores of ``ref`` on every example of ``source`` (resized to ``image_size``, by default the
+    model's input size) as ``kseg.metrics.scores`` plus the confusion matrix."""
+    from kseg.data.pipeline import evaluation_dataset
+
+    image_size = image_size or ref.input_size or (ref.config.image_size if ref.config else None)
+    if image_size is None:
+        raise ValueError("the model takes any size; give --image-size to evaluate at")
+    if len(source.classes) != len(ref.classes):
+        raise ValueError(
+            f"{source.where} has {len(source.classes)} classes but the model predicts {len(ref.classes)}"
+        )
+    cm = np.zeros((len(ref.classes),) * 2, np.int64)
+    for images, labels in evaluation_dataset(source, image_size, batch_size):
+        pred = np.argmax(np.asarray(ref.model.predict_on_batch(images)), axis=-1)
+        cm += kmetrics.confusion_matrix(np.asarray(labels), pred, len(ref.classes), source.ignore_index)
+    result = kmetrics.scores(cm)
+    result["confusion_matrix"] = cm.tolist()
+    result["classes"] = list(ref.classes)
+    result["images"] = len(source)
+    result["data"] = source.where
+    return result
+
+
+def predict_labels(ref, image):
+    """Label map ``[H, W]`` of a PIL image at its own size."""
+    rgb = image.convert("RGB")
+    size = ref.input_size
+    x = np.asarray(rgb if size is None else rgb.resize((size[1], size[0]), Image.BILINEAR))
+    labels = np.argmax(np.asarray(ref.model.predict_on_batch(x[None]))[0], axis=-1).astype(np.uint8)
+    if labels.shape != (rgb.height, rgb.width):
+        labels = np.asarray(Image.fromarray(labels).resize(rgb.size, Image.NEAREST))
+    return labels
+
+
+def predict_files(ref, paths, out_dir):
+    """Write ``<stem>_mask.png`` (colours), ``<stem>_overlay.png`` and ``<stem>_labels.png`` (class
+    indices) for every image; returns the written paths."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in paths:
+        path = Path(path)
+        try:
+            with Image.open(path) as im:
+                image = im.convert("RGB")
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read image ({exc})") from None
+        labels = predict_labels(ref, image)
+        n = len(ref.classes)
+        targets = {
+            out_dir / f"{path.stem}_mask.png": Image.fromarray(colourize(labels, n)),
+            out_dir / f"{path.stem}_overlay.png": overlay_image(image, labels, n),
+            out_dir / f"{path.stem}_labels.png": Image.fromarray(labels),
+        }
+        for target, img in targets.items():
+            img.save(target)
+            written.append(target)
+    return written
+
+
+def format_scores(result, title=None):
+    """A per-class IoU / Dice table and the summary scores, as text."""
+    lines = [title] if title else []
+    width = max(12, *(len(c) for c in result["classes"]))
+    lines.append(f"{'class':<{width}}  {'IoU':>7}  {'Dice':>7}")
+    for name, iou, dice in zip(result["classes"], result["iou"], result["dice"]):
+        fmt = lambda v: "    n/a" if v != v else f"{v:7.4f}"  # noqa: E731  (NaN: absent class)
+        lines.append(f"{name:<{width}}  {fmt(iou)}  {fmt(dice)}")
+    lines.append(f"{'mIoU':<{width}}  {result['miou']:7.4f}")
+    lines.append(f"{'pixel acc.':<{width}}  {result['pixel_accuracy']:7.4f}")
+    return "\n".join(lines)
