@@ -1,0 +1,136 @@
+"""End to end through the CLI: train on shapes -> resume -> evaluate -> predict -> export -> run the
+.tflite with ai-edge-litert, in a process where TensorFlow cannot be imported."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kseg.cli import main
+from kseg.contract import read_metadata
+
+TRAIN = ["train", "--data", "shapes:48", "--image-size", "32", "32", "--batch-size", "8",
+         "-o", "depth=2", "-o", "base_filters=4", "--learning-rate", "0.01"]
+
+
+def invoke(*args):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return result
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "e2e"
+    r = invoke(*TRAIN, "--epochs", 1, "--out", out)
+    assert r.exit_code == 0, r.output
+    # same command, more epochs: resumes after epoch 1
+    r = invoke(*TRAIN, "--epochs", 2, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert "resuming" in r.output
+    return out
+
+
+def test_run_folder_contents(run_dir):
+    for name in ("config.json", "state.json", "metrics.json", "best.keras", "last.keras"):
+        assert (run_dir / name).is_file(), name
+    assert any((run_dir / "logs").rglob("events.out.tfevents.*"))
+    entries = json.loads((run_dir / "metrics.json").read_text())
+    assert [e["epoch"] for e in entries] == [1, 2]
+    assert {"loss", "val_loss", "val_miou", "miou"} <= set(entries[0])
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch-2.keras"]
+
+
+def test_finished_run_is_not_retrained(run_dir):
+    r = invoke(*TRAIN, "--epochs", 2, "--out", run_dir)
+    assert r.exit_code == 0 and "nothing to do" in r.output
+
+
+def test_other_configuration_is_refused(run_dir):
+    r = invoke(*TRAIN, "--epochs", 2, "--out", run_dir, "--seed", 5)
+    assert r.exit_code == 1
+    assert "different configuration" in r.output and "seed" in r.output
+
+
+def test_evaluate_and_predict(run_dir, tmp_path):
+    js = tmp_path / "scores.json"
+    r = invoke("evaluate", run_dir, "--json", js)
+    assert r.exit_code == 0, r.output
+    assert "mIoU" in r.output and "circle" in r.output
+    scores = json.loads(js.read_text())
+    entries = json.loads((run_dir / "metrics.json").read_text())
+    best = max(e["val_miou"] for e in entries)
+    assert scores["miou"] == pytest.approx(best, abs=1e-4)  # same data, same checkpoint
+    assert np.asarray(scores["confusion_matrix"]).shape == (5, 5)
+
+    from PIL import Image
+
+    from kseg.data import ShapesSource
+
+    image = tmp_path / "img.png"
+    Image.fromarray(ShapesSource("val", 1, height=50, width=70).load_numpy(0)[0]).save(image)
+    r = invoke("predict", run_dir, image, "--out", tmp_path / "pred")
+    assert r.exit_code == 0, r.output
+    labels = np.asarray(Image.open(tmp_path / "pred" / "img_labels.png"))
+    assert labels.shape == (50, 70) and labels.max() < 5
+    assert (tmp_path / "pred" / "img_overlay.png").is_file()
+
+
+def test_export_verify_and_run_without_tensorflow(run_dir, tmp_path):
+    out = tmp_path / "exported" / "shapes"
+    r = invoke("export", run_dir, "--tflite", "--out", out)
+    assert r.exit_code == 0, r.output
+    assert "model_float32.tflite" in r.output
+    meta = read_metadata(out)
+    assert meta["input"] == {"height": 32, "width": 32, "channels": 3, "dtype": "uint8"}
+    assert meta["output"] == {"kind": "scores"} and len(meta["classes"]) == 5
+    assert meta["metrics"]["float32"]["agreement"] >= 0.995
+    assert (out / "saved_model" / "saved_model.pb").is_file()
+    assert not list(out.parent.glob(".shapes.*"))  # no temporary folder left
+
+    # a second export to the same place is refused unless --overwrite
+    assert invoke("export", run_dir, "--tflite", "--out", out).exit_code == 1
+    assert invoke("export", run_dir, "--tflite", "--out", out, "--overwrite").exit_code == 0
+
+    code = f"""
+import sys
+sys.modules["tensorflow"] = None  # any import of TensorFlow now fails
+sys.modules["keras"] = None
+import numpy as np
+from kseg.runtime import Segmenter
+seg = Segmenter({str(out / "model_float32.tflite")!r})
+labels = seg.segment(np.zeros((45, 61, 3), np.uint8))
+assert labels.shape == (45, 61), labels.shape
+seg.overlay(np.zeros((45, 61, 3), np.uint8), labels).save({str(tmp_path / "ov.png")!r})
+assert not any(m.startswith("tensorflow") for m in sys.modules if sys.modules[m] is not None)
+print("ok", labels.max())
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ok")
+
+
+def test_failed_verification_leaves_nothing(run_dir, tmp_path):
+    from kseg.export import ExportError, export_run
+
+    out = tmp_path / "never"
+    with pytest.raises(ExportError, match="verification failed"):
+        export_run(run_dir, out, min_agreement=1.01, max_images=4, log=lambda *_: None)
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_savedmodel_serves_any_batch(run_dir, tmp_path):
+    import tensorflow as tf
+
+    from kseg.export import savedmodel
+    from kseg.models import load_model
+
+    model = load_model(run_dir / "best.keras", compile=False)
+    savedmodel.save(model, tmp_path / "sm", 32, 32)
+    serve = tf.saved_model.load(str(tmp_path / "sm")).signatures["serving_default"]
+    for n in (1, 3):
+        x = np.random.default_rng(n).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+        got = serve(images=tf.constant(x))["scores"].numpy()
+        np.testing.assert_allclose(got, model.predict_on_batch(x), atol=1e-4)
