@@ -38,6 +38,21 @@ def _remap(text):
         raise click.BadParameter(str(exc), param_hint="--remap") from None
 
 
+def _floats(text, hint):
+    if not text:
+        return None
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}: expected comma-separated numbers", param_hint=hint) from None
+
+
+def _class_weights(text):
+    from kseg.data.balance import METHODS
+
+    return text if text is None or text in METHODS else _floats(text, "--class-weights")
+
+
 def _fail(exc):
     click.echo(f"error: {exc}", err=True)
     sys.exit(1)
@@ -75,6 +90,12 @@ def main():
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--image-size", type=int, nargs=2, default=(128, 128), show_default=True,
               metavar="H W")
+@click.option("--loss", default="ce", show_default=True,
+              help="ce | focal | dice | tversky, or a sum such as focal+dice.")
+@click.option("--loss-weights", help="Comma-separated weights of a summed loss, e.g. 1,1.")
+@click.option("--focal-gamma", type=float, default=2.0, show_default=True)
+@click.option("--class-weights", help="inverse | median-frequency | enet (computed from the "
+              "training labels), or one comma-separated weight per class.")
 @click.option("--learning-rate", type=float, default=1e-3, show_default=True)
 @click.option("--weight-decay", type=float, default=1e-4, show_default=True)
 @click.option("--no-augment", is_flag=True, help="Disable random flips.")
@@ -82,7 +103,8 @@ def main():
 @click.option("--out", required=True, help="Run folder, e.g. runs/NAME.")
 @click.option("--overwrite", is_flag=True, help="Replace a run folder of another configuration.")
 def train(data, val_data, classes, remap, ignore_index, val_fraction, model, options, epochs,
-          batch_size, image_size, learning_rate, weight_decay, no_augment, seed, out, overwrite):
+          batch_size, image_size, loss, loss_weights, focal_gamma, class_weights, learning_rate,
+          weight_decay, no_augment, seed, out, overwrite):
     """Train a model; the same command resumes an interrupted run."""
     from kseg.data import DatasetError
     from kseg.models import ModelConfigError
@@ -94,7 +116,9 @@ def train(data, val_data, classes, remap, ignore_index, val_fraction, model, opt
             data=data, val_data=val_data, classes=_split_classes(classes), remap=_remap(remap),
             ignore_index=ignore_index, val_fraction=val_fraction, image_size=image_size,
             model=model, model_options=_parse_options(options), epochs=epochs,
-            batch_size=batch_size, learning_rate=learning_rate, weight_decay=weight_decay,
+            batch_size=batch_size, loss=loss, loss_weights=_floats(loss_weights, "--loss-weights"),
+            focal_gamma=focal_gamma, class_weights=_class_weights(class_weights),
+            learning_rate=learning_rate, weight_decay=weight_decay,
             augment=not no_augment, seed=seed,
         )
         result = run_training(config, out, overwrite=overwrite)
@@ -136,9 +160,14 @@ def evaluate(model, data, split, classes, remap, ignore_index, val_fraction, jso
         _fail(exc)
     click.echo(format_scores(result, f"{ref.model_path} on {result['data']} ({result['images']} images)"))
     if json_path:
+        from kseg.plots import save_confusion_matrix
+
         with open(json_path, "w") as f:
             json.dump(result, f, indent=2)
-        click.echo(f"wrote {json_path}")
+        png = os.path.splitext(json_path)[0] + "_confusion.png"
+        save_confusion_matrix(result["confusion_matrix"], result["classes"], png,
+                              title=f"{os.path.basename(str(model))} on {result['data']}")
+        click.echo(f"wrote {json_path} and {png}")
 
 
 @main.command()

@@ -115,6 +115,7 @@ def format_scores(result, title=None):
     for name, iou, dice in zip(result["classes"], result["iou"], result["dice"]):
         fmt = lambda v: "    n/a" if v != v else f"{v:7.4f}"  # noqa: E731  (NaN: absent class)
         lines.append(f"{name:<{width}}  {fmt(iou)}  {fmt(dice)}")
-    lines.append(f"{'mIoU':<{width}}  {result['miou']:7.4f}")
-    lines.append(f"{'pixel acc.':<{width}}  {result['pixel_accuracy']:7.4f}")
+    for key, label in (("miou", "mIoU"), ("mean_dice", "mean Dice"), ("fwiou", "fwIoU"),
+                       ("pixel_accuracy", "pixel acc."), ("mean_accuracy", "mean acc.")):
+        lines.append(f"{label:<{width}}  {result[key]:7.4f}")
     return "\n".join(lines)

@@ -1,11 +1,19 @@
 """Segmentation losses as Keras ``Loss`` objects with ``get_config``.
 
 Labels are sparse ``[B, H, W]`` class indices; predictions are ``[B, H, W, C]`` logits (or
-probabilities with ``from_logits=False``). Pixels equal to ``ignore_index`` contribute nothing to the
-loss or its gradient. Losses are computed in float32 whatever the model's compute dtype.
+probabilities with ``from_logits=False``). A single-channel prediction ``[B, H, W, 1]`` is a binary
+task's sigmoid output for class 1 (e.g. ISBI membranes): every loss here accepts it, treating it as
+the two-class softmax of logits ``[0, z]`` (whose class-1 probability is exactly ``sigmoid(z)``).
 
-``get(spec, **options)`` builds a loss from a CLI-style name.
+Pixels equal to ``ignore_index`` contribute nothing to the loss or its gradient. Losses are computed
+in float32 whatever the model's compute dtype (mixed precision), in log space where it matters, so
+gradients stay finite for extreme logits.
+
+``get(spec, **options)`` builds a loss from a CLI-style name: ``ce``, ``focal``, ``dice``,
+``tversky``, or a sum such as ``focal+dice`` (weights via ``loss_weights``).
 """
+
+import inspect
 
 import keras
 from keras import ops
@@ -15,8 +23,8 @@ from kseg import DEFAULT_IGNORE_INDEX
 _EPS = 1e-7
 
 
-def _valid_mask_and_labels(y_true, ignore_index):
-    """(labels with ignored pixels replaced by 0, float mask of valid pixels); both [B, H, W]."""
+def _labels_and_mask(y_true, ignore_index):
+    """(labels with ignored pixels replaced by 0, float32 mask of valid pixels); both [B, H, W]."""
     y_true = ops.cast(y_true, "int32")
     if len(y_true.shape) == 4:  # accept [B, H, W, 1]
         y_true = ops.squeeze(y_true, axis=-1)
@@ -25,64 +33,253 @@ def _valid_mask_and_labels(y_true, ignore_index):
     return labels, ops.cast(valid, "float32")
 
 
-@keras.saving.register_keras_serializable(package="kseg")
-class SparseCrossEntropy(keras.losses.Loss):
-    """Per-pixel softmax cross-entropy averaged over the pixels that are not ``ignore_index``.
+def _log_probs(y_pred, from_logits):
+    """float32 class log-probabilities [B, H, W, C]; a single channel becomes two classes."""
+    y_pred = ops.cast(y_pred, "float32")
+    if y_pred.shape[-1] == 1:
+        if from_logits:
+            y_pred = ops.concatenate([ops.zeros_like(y_pred), y_pred], axis=-1)
+        else:
+            y_pred = ops.concatenate([1.0 - y_pred, y_pred], axis=-1)
+    if from_logits:
+        return ops.log_softmax(y_pred, axis=-1)
+    return ops.log(ops.clip(y_pred, _EPS, 1.0))
 
-    With ``class_weights`` each pixel's term is weighted by the weight of its true class and the sum is
-    divided by the sum of the weights (a weighted mean), as in SegNet's median-frequency balancing.
-    """
 
-    def __init__(
-        self,
-        ignore_index=DEFAULT_IGNORE_INDEX,
-        from_logits=True,
-        class_weights=None,
-        name="sparse_cross_entropy",
-        **kwargs,
-    ):
+def _per_class(values, num_classes, name):
+    """A per-class list (or a scalar for every class) as a float32 tensor [C]."""
+    if values is None:
+        return None
+    if isinstance(values, (int, float)):
+        values = [float(values)] * num_classes
+    if len(values) != num_classes:
+        raise ValueError(f"{name} has {len(values)} values but the model predicts {num_classes} classes")
+    return ops.convert_to_tensor([float(v) for v in values], dtype="float32")
+
+
+class _SegLoss(keras.losses.Loss):
+    """Shared options: ``ignore_index`` and ``from_logits``."""
+
+    def __init__(self, ignore_index=DEFAULT_IGNORE_INDEX, from_logits=True, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
         self.ignore_index = int(ignore_index)
         self.from_logits = bool(from_logits)
+
+    def get_config(self):
+        return {**super().get_config(), "ignore_index": self.ignore_index, "from_logits": self.from_logits}
+
+
+@keras.saving.register_keras_serializable(package="kseg")
+class SparseCrossEntropy(_SegLoss):
+    """Per-pixel softmax cross-entropy averaged over the pixels that are not ``ignore_index``.
+
+    With ``class_weights`` each pixel's term is weighted by the weight of its true class and the sum
+    is divided by the sum of the weights (a weighted mean), as in SegNet's median-frequency
+    balancing.
+    """
+
+    def __init__(self, class_weights=None, name="ce", **kwargs):
+        super().__init__(name=name, **kwargs)
         self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
 
     def call(self, y_true, y_pred):
-        y_pred = ops.cast(y_pred, "float32")
-        labels, valid = _valid_mask_and_labels(y_true, self.ignore_index)
-        if self.from_logits:
-            log_probs = ops.log_softmax(y_pred, axis=-1)
-        else:
-            log_probs = ops.log(ops.clip(y_pred, _EPS, 1.0))
-        onehot = ops.one_hot(labels, y_pred.shape[-1], dtype="float32")
-        nll = -ops.sum(onehot * log_probs, axis=-1)
+        log_probs = _log_probs(y_pred, self.from_logits)
+        labels, valid = _labels_and_mask(y_true, self.ignore_index)
+        num_classes = log_probs.shape[-1]
+        nll = -ops.sum(ops.one_hot(labels, num_classes, dtype="float32") * log_probs, axis=-1)
         weights = valid
-        if self.class_weights is not None:
-            cw = ops.convert_to_tensor(self.class_weights, dtype="float32")
+        cw = _per_class(self.class_weights, num_classes, "class_weights")
+        if cw is not None:
             weights = weights * ops.take(cw, labels)
         return ops.sum(nll * weights) / ops.maximum(ops.sum(weights), _EPS)
 
     def get_config(self):
+        return {**super().get_config(), "class_weights": self.class_weights}
+
+
+@keras.saving.register_keras_serializable(package="kseg")
+class FocalLoss(_SegLoss):
+    """Focal loss (Lin et al., 2017), averaged over valid pixels.
+
+    ``mode="softmax"``: FL = -sum_i alpha_i (1 - s_i)^gamma t_i log s_i over the softmax scores s;
+    with gamma = 0 and alpha = 1 it is the cross-entropy.
+    ``mode="binary"``: one sigmoid per class, one-vs-rest, summed over both outcomes:
+    -sum_c [alpha_c t_c (1 - s_c)^gamma log s_c + (1 - t_c) s_c^gamma log(1 - s_c)];
+    with gamma = 0 and alpha = 1 it is the binary cross-entropy summed over classes. A single-channel
+    prediction uses that channel alone (class 1 vs the rest).
+    ``alpha``: None (1 for every class), a number, or a per-class list (e.g. class weights).
+    """
+
+    def __init__(self, gamma=2.0, alpha=None, mode="softmax", name="focal", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if mode not in ("softmax", "binary"):
+            raise ValueError(f"focal loss mode must be 'softmax' or 'binary', got {mode!r}")
+        if float(gamma) < 0:
+            raise ValueError(f"focal loss gamma must be >= 0, got {gamma}")
+        self.gamma = float(gamma)
+        self.alpha = alpha if alpha is None or isinstance(alpha, (int, float)) else [float(a) for a in alpha]
+        self.mode = mode
+
+    def _modulate(self, p):
+        return ops.ones_like(p) if self.gamma == 0 else ops.power(ops.maximum(p, 0.0), self.gamma)
+
+    def call(self, y_true, y_pred):
+        labels, valid = _labels_and_mask(y_true, self.ignore_index)
+        if self.mode == "softmax":
+            log_probs = _log_probs(y_pred, self.from_logits)
+            num_classes = log_probs.shape[-1]
+            onehot = ops.one_hot(labels, num_classes, dtype="float32")
+            log_pt = ops.sum(onehot * log_probs, axis=-1)
+            term = -self._modulate(1.0 - ops.exp(log_pt)) * log_pt
+            alpha = _per_class(self.alpha, num_classes, "focal alpha")
+            if alpha is not None:
+                term = term * ops.take(alpha, labels)
+        else:
+            z = ops.cast(y_pred, "float32")
+            num_classes = z.shape[-1]
+            if num_classes == 1:
+                target = ops.cast(ops.equal(labels, 1), "float32")[..., None]
+            else:
+                target = ops.one_hot(labels, num_classes, dtype="float32")
+            if self.from_logits:
+                log_p, log_q = ops.log_sigmoid(z), ops.log_sigmoid(-z)
+            else:
+                log_p, log_q = ops.log(ops.clip(z, _EPS, 1.0)), ops.log(ops.clip(1.0 - z, _EPS, 1.0))
+            p = ops.exp(log_p)
+            alpha = _per_class(self.alpha, num_classes, "focal alpha")
+            pos = target * self._modulate(1.0 - p) * log_p
+            if alpha is not None:
+                pos = pos * alpha
+            neg = (1.0 - target) * self._modulate(p) * log_q
+            term = -ops.sum(pos + neg, axis=-1)
+        return ops.sum(term * valid) / ops.maximum(ops.sum(valid), _EPS)
+
+    def get_config(self):
+        return {**super().get_config(), "gamma": self.gamma, "alpha": self.alpha, "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="kseg")
+class TverskyLoss(_SegLoss):
+    """1 - Tversky index per class, averaged over the classes present in the batch's labels.
+
+    TI_c = (TP_c + smooth) / (TP_c + alpha FP_c + beta FN_c + smooth) with soft (probability)
+    counts over the batch's valid pixels. alpha = beta = 0.5 is the soft Dice loss; beta > alpha
+    penalises missed pixels more (Salehi et al., 2017).
+    """
+
+    def __init__(self, alpha=0.5, beta=0.5, smooth=1.0, name="tversky", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.alpha, self.beta, self.smooth = float(alpha), float(beta), float(smooth)
+
+    def call(self, y_true, y_pred):
+        probs = ops.exp(_log_probs(y_pred, self.from_logits))
+        labels, valid = _labels_and_mask(y_true, self.ignore_index)
+        num_classes = probs.shape[-1]
+        target = ops.one_hot(labels, num_classes, dtype="float32") * valid[..., None]
+        probs = probs * valid[..., None]
+        axes = tuple(range(len(probs.shape) - 1))
+        tp = ops.sum(probs * target, axis=axes)
+        fp = ops.sum(probs * (1.0 - target), axis=axes)
+        fn = ops.sum((1.0 - probs) * target, axis=axes)
+        index = (tp + self.smooth) / (tp + self.alpha * fp + self.beta * fn + self.smooth)
+        present = ops.cast(ops.sum(target, axis=axes) > 0, "float32")
+        return ops.sum((1.0 - index) * present) / ops.maximum(ops.sum(present), 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "alpha": self.alpha, "beta": self.beta, "smooth": self.smooth}
+
+
+@keras.saving.register_keras_serializable(package="kseg")
+class DiceLoss(TverskyLoss):
+    """Soft Dice loss: 1 - (2 sum p t + smooth) / (sum p + sum t + smooth), per class, averaged
+    over the classes present in the batch's labels (the Tversky loss with alpha = beta = 0.5)."""
+
+    def __init__(self, smooth=1.0, name="dice", **kwargs):
+        kwargs.pop("alpha", None)
+        kwargs.pop("beta", None)
+        super().__init__(alpha=0.5, beta=0.5, smooth=smooth, name=name, **kwargs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("alpha")
+        config.pop("beta")
+        return config
+
+
+@keras.saving.register_keras_serializable(package="kseg")
+class CombinedLoss(keras.losses.Loss):
+    """Weighted sum of losses, e.g. focal + Dice."""
+
+    def __init__(self, losses, weights=None, name=None, **kwargs):
+        self.losses = [keras.losses.deserialize(l) if isinstance(l, dict) else l for l in losses]
+        weights = [1.0] * len(self.losses) if weights is None else [float(w) for w in weights]
+        if len(weights) != len(self.losses):
+            raise ValueError(f"{len(weights)} loss weights given for {len(self.losses)} losses")
+        self.weights = weights
+        super().__init__(name=name or "+".join(l.name for l in self.losses), **kwargs)
+
+    def call(self, y_true, y_pred):
+        total = 0.0
+        for w, loss in zip(self.weights, self.losses):
+            total = total + w * loss.call(y_true, y_pred)
+        return total
+
+    def get_config(self):
         return {
             **super().get_config(),
-            "ignore_index": self.ignore_index,
-            "from_logits": self.from_logits,
-            "class_weights": self.class_weights,
+            "losses": [keras.losses.serialize(l) for l in self.losses],
+            "weights": self.weights,
         }
 
 
-_LOSSES = {"ce": SparseCrossEntropy}
+_LOSSES = {"ce": SparseCrossEntropy, "focal": FocalLoss, "dice": DiceLoss, "tversky": TverskyLoss}
+# CLI-level option names -> constructor argument, per loss
+_ALIASES = {
+    "focal": {"focal_gamma": "gamma", "focal_alpha": "alpha", "focal_mode": "mode",
+              "class_weights": "alpha"},
+    "tversky": {"tversky_alpha": "alpha", "tversky_beta": "beta"},
+}
 
 
 def names():
     return sorted(_LOSSES)
 
 
-def get(spec="ce", **options):
-    """Build a loss from its CLI name, e.g. ``get("ce", ignore_index=255, class_weights=[...])``."""
+def _build_one(name, options):
+    try:
+        cls = _LOSSES[name]
+    except KeyError:
+        raise ValueError(f"unknown loss {name!r}; available: {', '.join(names())}") from None
+    accepted = set()
+    for klass in cls.__mro__:
+        if klass is keras.losses.Loss:
+            break
+        accepted |= set(inspect.signature(klass.__init__).parameters) - {"self", "kwargs", "name"}
+    kwargs = {}
+    for key, value in options.items():
+        target = _ALIASES.get(name, {}).get(key, key)
+        if target in accepted and value is not None and target not in kwargs:
+            kwargs[target] = value
+    # an explicit focal_alpha wins over class weights
+    if name == "focal" and options.get("focal_alpha") is not None:
+        kwargs["alpha"] = options["focal_alpha"]
+    return cls(**kwargs)
+
+
+def get(spec="ce", loss_weights=None, **options):
+    """Build a loss from its CLI name: ``get("focal+dice", loss_weights=[1, 1], focal_gamma=2)``.
+
+    Options a loss does not take are ignored by it (``class_weights`` goes to ``ce`` and becomes
+    focal's ``alpha``); ``ignore_index`` and ``from_logits`` go to every part.
+    """
     if isinstance(spec, keras.losses.Loss):
         return spec
-    try:
-        cls = _LOSSES[spec]
-    except KeyError:
-        raise ValueError(f"unknown loss {spec!r}; available: {', '.join(names())}") from None
-    return cls(**options)
+    parts = [p.strip() for p in str(spec).split("+") if p.strip()]
+    if not parts:
+        raise ValueError(f"empty loss spec {spec!r}")
+    built = [_build_one(p, options) for p in parts]
+    if len(built) == 1:
+        if loss_weights not in (None, [1], [1.0]):
+            raise ValueError(f"loss weights {loss_weights} given for the single loss {spec!r}")
+        return built[0]
+    return CombinedLoss(built, loss_weights)

@@ -73,3 +73,154 @@ def test_get_and_config_round_trip():
     assert clone.ignore_index == 11 and clone.class_weights == [1.0, 2.0]
     with pytest.raises(ValueError, match="unknown loss 'nope'"):
         losses.get("nope")
+
+
+# -- focal, Dice, Tversky, sums ---------------------------------------------------------------
+def numpy_softmax(z):
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def numpy_focal_softmax(labels, logits, gamma, alpha, ignore):
+    p = numpy_softmax(logits)
+    valid = labels != ignore
+    safe = np.where(valid, labels, 0)
+    pt = np.take_along_axis(p, safe[..., None], -1)[..., 0]
+    a = np.ones(logits.shape[-1]) if alpha is None else np.asarray(alpha)
+    term = -a[safe] * (1 - pt) ** gamma * np.log(pt)
+    return (term * valid).sum() / max(valid.sum(), 1)
+
+
+def numpy_focal_binary(labels, logits, gamma, ignore):
+    s = 1 / (1 + np.exp(-logits))
+    valid = labels != ignore
+    safe = np.where(valid, labels, 0)
+    t = np.eye(logits.shape[-1])[safe] if logits.shape[-1] > 1 else (safe == 1)[..., None].astype(float)
+    term = -(t * (1 - s) ** gamma * np.log(s) + (1 - t) * s**gamma * np.log(1 - s)).sum(-1)
+    return (term * valid).sum() / max(valid.sum(), 1)
+
+
+def numpy_tversky(labels, logits, alpha, beta, smooth, ignore):
+    p = numpy_softmax(logits) if logits.shape[-1] > 1 else None
+    if p is None:
+        s = 1 / (1 + np.exp(-logits[..., 0]))
+        p = np.stack([1 - s, s], -1)
+    valid = (labels != ignore)[..., None]
+    t = np.eye(p.shape[-1])[np.where(labels != ignore, labels, 0)] * valid
+    p = p * valid
+    axes = tuple(range(p.ndim - 1))
+    tp, fp, fn = (p * t).sum(axes), (p * (1 - t)).sum(axes), ((1 - p) * t).sum(axes)
+    ti = (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)
+    present = t.sum(axes) > 0
+    return float((1 - ti)[present].mean()) if present.any() else 0.0
+
+
+def random_case(seed, classes, ignore_share=0.3, shape=(2, 5, 6)):
+    rng = np.random.default_rng(seed)
+    logits = rng.normal(0, 3, size=(*shape, classes))
+    labels = rng.integers(0, max(classes, 2), size=shape)
+    labels[rng.random(shape) < ignore_share] = 255
+    return rng, labels, logits
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), classes=st.integers(2, 5), gamma=st.sampled_from([0.0, 0.5, 2.0]),
+       weighted=st.booleans())
+def test_softmax_focal_matches_numpy(seed, classes, gamma, weighted):
+    rng, labels, logits = random_case(seed, classes)
+    alpha = rng.uniform(0.2, 2, size=classes).tolist() if weighted else None
+    got = float(losses.FocalLoss(gamma=gamma, alpha=alpha)(labels, logits.astype(np.float32)))
+    np.testing.assert_allclose(got, numpy_focal_softmax(labels, logits, gamma, alpha, 255), rtol=1e-4, atol=1e-6)
+
+
+def test_focal_with_gamma_zero_is_cross_entropy():
+    _, labels, logits = random_case(1, 4)
+    logits = logits.astype(np.float32)
+    ce = float(losses.SparseCrossEntropy()(labels, logits))
+    focal = float(losses.FocalLoss(gamma=0.0)(labels, logits))
+    assert abs(ce - focal) < 1e-6
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), classes=st.sampled_from([1, 2, 4]), gamma=st.sampled_from([0.0, 2.0]))
+def test_binary_focal_matches_numpy_and_bce_at_gamma_zero(seed, classes, gamma):
+    _, labels, logits = random_case(seed, classes)
+    if classes == 1:
+        labels = np.where(labels == 255, 255, labels % 2)
+    got = float(losses.FocalLoss(gamma=gamma, mode="binary")(labels, logits.astype(np.float32)))
+    np.testing.assert_allclose(got, numpy_focal_binary(labels, logits, gamma, 255), rtol=1e-4, atol=1e-6)
+    if gamma == 0.0 and classes == 1:  # single sigmoid output: exactly Keras' binary cross-entropy
+        keep = labels != 255
+        bce = tf.keras.losses.BinaryCrossentropy(from_logits=True)(
+            (labels[keep] == 1).astype(np.float32)[:, None], logits[keep].astype(np.float32))
+        np.testing.assert_allclose(got, float(bce), rtol=1e-5)
+
+
+def test_single_channel_cross_entropy_is_binary_cross_entropy():
+    _, labels, logits = random_case(3, 1, ignore_share=0.0)
+    labels = labels % 2
+    got = float(losses.SparseCrossEntropy()(labels, logits.astype(np.float32)))
+    bce = tf.keras.losses.BinaryCrossentropy(from_logits=True)(
+        labels.astype(np.float32)[..., None], logits.astype(np.float32))
+    np.testing.assert_allclose(got, float(bce), rtol=1e-5)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), classes=st.sampled_from([1, 2, 3, 5]),
+       alpha=st.floats(0.1, 0.9), beta=st.floats(0.1, 0.9), smooth=st.sampled_from([0.0, 1.0]))
+def test_tversky_and_dice_match_numpy(seed, classes, alpha, beta, smooth):
+    _, labels, logits = random_case(seed, classes)
+    if classes == 1:
+        labels = np.where(labels == 255, 255, labels % 2)
+    x = logits.astype(np.float32)
+    got = float(losses.TverskyLoss(alpha=alpha, beta=beta, smooth=smooth)(labels, x))
+    np.testing.assert_allclose(got, numpy_tversky(labels, logits, alpha, beta, smooth, 255), rtol=1e-4, atol=1e-5)
+    dice = float(losses.DiceLoss(smooth=smooth)(labels, x))
+    np.testing.assert_allclose(dice, numpy_tversky(labels, logits, 0.5, 0.5, smooth, 255), rtol=1e-4, atol=1e-5)
+
+
+def test_dice_ignores_classes_absent_from_the_labels():
+    labels = np.zeros((1, 4, 4), np.int64)
+    logits = np.zeros((1, 4, 4, 3), np.float32)
+    logits[..., 0] = 50.0  # confident and right about class 0, the only class present
+    assert float(losses.DiceLoss(smooth=0.0)(labels, logits)) < 1e-6
+
+
+@pytest.mark.parametrize("spec", ["ce", "focal", "dice", "tversky", "focal+dice", "ce+dice"])
+def test_every_loss_ignores_ignored_pixels_and_stays_finite(spec):
+    loss = losses.get(spec, class_weights=[1.0, 2.0, 0.5])
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, size=(2, 4, 4))
+    labels[:, :2] = 255
+    logits = tf.Variable(rng.normal(0, 1e4, size=(2, 4, 4, 3)).astype(np.float32))  # extreme logits
+    with tf.GradientTape() as tape:
+        value = loss(labels, logits)
+    grad = tape.gradient(value, logits).numpy()
+    assert np.isfinite(float(value)) and np.all(np.isfinite(grad))
+    assert np.all(grad[:, :2] == 0)
+    other = logits.numpy().copy()
+    other[:, :2] = -other[:, :2]
+    np.testing.assert_allclose(float(loss(labels, other)), float(value), rtol=1e-5)
+
+
+def test_losses_are_float32_under_mixed_precision_inputs():
+    _, labels, logits = random_case(2, 3)
+    for spec in ("ce", "focal", "dice"):
+        value = losses.get(spec)(labels, logits.astype(np.float16))
+        assert value.dtype == tf.float32
+
+
+def test_sum_weights_and_config_round_trip():
+    _, labels, logits = random_case(4, 3)
+    x = logits.astype(np.float32)
+    combo = losses.get("focal+dice", loss_weights=[2.0, 0.5], focal_gamma=1.0)
+    expected = 2.0 * float(losses.FocalLoss(gamma=1.0)(labels, x)) + 0.5 * float(losses.DiceLoss()(labels, x))
+    np.testing.assert_allclose(float(combo(labels, x)), expected, rtol=1e-5)
+    clone = losses.CombinedLoss.from_config(combo.get_config())
+    np.testing.assert_allclose(float(clone(labels, x)), expected, rtol=1e-5)
+    import keras
+
+    again = keras.losses.deserialize(keras.losses.serialize(losses.FocalLoss(gamma=3.0, mode="binary")))
+    assert (again.gamma, again.mode) == (3.0, "binary")
+    with pytest.raises(ValueError, match="2 loss weights given for 3 losses"):
+        losses.get("ce+dice+focal", loss_weights=[1, 1])

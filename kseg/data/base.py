@@ -37,7 +37,29 @@ class Report:
     num_examples: int = 0
     sizes: dict = dataclasses.field(default_factory=dict)  # (h, w) -> count
     pixel_counts: np.ndarray = None  # per class, plus ignored pixels in the last slot
+    # per class: labelled pixels of the images that contain the class (median-frequency balancing)
+    image_pixel_counts: np.ndarray = None
     problems: list = dataclasses.field(default_factory=list)
+
+    def __post_init__(self):
+        n = len(self.classes)
+        if self.pixel_counts is None:
+            self.pixel_counts = np.zeros(n + 1, dtype=np.int64)
+        if self.image_pixel_counts is None:
+            self.image_pixel_counts = np.zeros(n, dtype=np.int64)
+
+    def add(self, size, counts):
+        """Count one valid example: ``size`` (h, w) and ``counts``, a bincount of its label values
+        (at least ``len(classes)`` long; the ignore index's count is read from it when present)."""
+        n = len(self.classes)
+        counts = np.asarray(counts, dtype=np.int64)
+        per_class = counts[:n]
+        self.num_examples += 1
+        self.sizes[size] = self.sizes.get(size, 0) + 1
+        self.pixel_counts[:n] += per_class
+        if self.ignore_index < len(counts):
+            self.pixel_counts[n] += counts[self.ignore_index]
+        self.image_pixel_counts += np.where(per_class > 0, per_class.sum(), 0)
 
     @property
     def ok(self):

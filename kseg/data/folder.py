@@ -180,17 +180,13 @@ class FolderSource(Source):
         return problems, (label_size[1], label_size[0]), counts
 
     def scan(self):
-        report = Report(self.where, self.classes, self.ignore_index,
-                        pixel_counts=np.zeros(len(self.classes) + 1, dtype=np.int64))
+        report = Report(self.where, self.classes, self.ignore_index)
         report.problems.extend(self._listing_problems)
         with ThreadPoolExecutor(max_workers=4) as pool:
             for problems, size, counts in pool.map(self._check_pair, self.pairs):
                 report.problems.extend(problems)
-                if size is not None and counts is not None:
-                    report.num_examples += 1
-                    report.sizes[size] = report.sizes.get(size, 0) + 1
-                    report.pixel_counts[:-1] += counts[: len(self.classes)]
-                    report.pixel_counts[-1] += counts[self.ignore_index]
+                if not problems and counts is not None:
+                    report.add(size, counts)
         if not self.pairs and not report.problems:
             report.problems.append((self.base, "empty dataset: no image/label pairs found"))
         return report

@@ -125,14 +125,8 @@ class ShapesSource(Source):
         return image, label
 
     def scan(self):
-        counts = np.zeros(len(CLASSES) + 1, dtype=np.int64)
+        report = Report(self.where, CLASSES, self.ignore_index)
         for i in range(self.count):
-            counts[: len(CLASSES)] += np.bincount(self.load_numpy(i)[1].ravel(), minlength=len(CLASSES))
-        return Report(
-            self.where,
-            CLASSES,
-            self.ignore_index,
-            num_examples=self.count,
-            sizes={(self.height, self.width): self.count},
-            pixel_counts=counts,
-        )
+            counts = np.bincount(self.load_numpy(i)[1].ravel(), minlength=len(CLASSES))
+            report.add((self.height, self.width), counts)
+        return report

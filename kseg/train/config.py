@@ -20,7 +20,10 @@ class TrainConfig:
     batch_size: int = 8
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
-    loss: str = "ce"
+    loss: str = "ce"  # ce | focal | dice | tversky | sums such as focal+dice
+    loss_weights: list = None  # one weight per part of a summed loss
+    focal_gamma: float = 2.0
+    class_weights: object = None  # None | inverse | median-frequency | enet | [w per class]
     augment: bool = True
     seed: int = 0
 
@@ -38,6 +41,11 @@ class TrainConfig:
             problems.append(f"learning_rate must be positive, got {self.learning_rate}")
         if not 0 <= float(self.val_fraction) < 1:
             problems.append(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        from kseg.data.balance import METHODS
+
+        cw = self.class_weights
+        if cw is not None and not isinstance(cw, list) and cw not in METHODS:
+            problems.append(f"class_weights must be one of {', '.join(METHODS)} or a list, got {cw!r}")
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -12,6 +12,7 @@ import keras
 
 from kseg import losses, metrics, models
 from kseg.data import DatasetError
+from kseg.data.balance import class_weights
 from kseg.data.pipeline import evaluation_dataset, training_dataset
 from kseg.train.callbacks import CommitEpoch, StopOnNonFinite
 from kseg.train.config import TrainConfig
@@ -19,18 +20,31 @@ from kseg.train.rundir import RunDir
 
 
 def open_checked_sources(config):
-    """(train, val) sources of ``config``, each fully checked; raises ``DatasetError`` if bad."""
+    """(train, val, train report): sources of ``config``, each fully checked; raises
+    ``DatasetError`` naming the files and problems of a bad dataset."""
     train_src = config.open_source("train")
     val_src = config.open_source("val")
-    for src in (train_src, val_src):
-        src.scan().raise_if_bad()
+    train_report = train_src.scan()
+    train_report.raise_if_bad()
+    val_src.scan().raise_if_bad()
     if tuple(train_src.classes) != tuple(val_src.classes):
         raise DatasetError(
             val_src.where,
             [(val_src.where, f"classes {list(val_src.classes)} differ from the training "
                              f"data's {list(train_src.classes)}")],
         )
-    return train_src, val_src
+    return train_src, val_src, train_report
+
+
+def resolve_class_weights(config, report):
+    """The per-class weights ``config.class_weights`` asks for (a method is computed from the
+    training labels), or None."""
+    cw = config.class_weights
+    if cw is None or isinstance(cw, list):
+        if cw is not None and len(cw) != len(report.classes):
+            raise ValueError(f"{len(cw)} class weights given for {len(report.classes)} classes")
+        return cw
+    return class_weights(report, cw)
 
 
 def build_model(config, num_classes):
@@ -42,13 +56,20 @@ def build_model(config, num_classes):
     )
 
 
-def compile_model(model, config, num_classes, steps_per_epoch):
+def make_loss(config, weights):
+    return losses.get(
+        config.loss, loss_weights=config.loss_weights, ignore_index=config.ignore_index,
+        class_weights=weights, focal_gamma=config.focal_gamma,
+    )
+
+
+def compile_model(model, config, num_classes, steps_per_epoch, weights=None):
     schedule = keras.optimizers.schedules.CosineDecay(
         config.learning_rate, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=0.01
     )
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
-        loss=losses.get(config.loss, ignore_index=config.ignore_index),
+        loss=make_loss(config, weights),
         metrics=[metrics.ConfusionMatrix(num_classes, config.ignore_index)],
     )
     return model
@@ -56,7 +77,8 @@ def compile_model(model, config, num_classes, steps_per_epoch):
 
 def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print):
     """Train (or resume) the run at ``out``; returns a summary dict."""
-    train_src, val_src = open_checked_sources(config)
+    train_src, val_src, report = open_checked_sources(config)
+    weights = resolve_class_weights(config, report)
     num_classes = len(train_src.classes)
     run = RunDir(out)
     cfg = config.to_json()
@@ -79,7 +101,9 @@ def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print):
         log(f"resuming {run.path} after epoch {done} from {run.checkpoint_path()}")
         model = models.load_model(run.checkpoint_path())
     else:
-        model = compile_model(build_model(config, num_classes), config, num_classes, steps)
+        model = compile_model(build_model(config, num_classes), config, num_classes, steps, weights)
+    if weights is not None:
+        log("class weights: " + ", ".join(f"{c} {w:.3f}" for c, w in zip(train_src.classes, weights)))
     log(f"training {config.model} ({model.count_params():,} parameters) on {train_src.where}: "
         f"{len(train_src)} train / {len(val_src)} val images at "
         f"{config.image_size[0]}x{config.image_size[1]}, {steps} steps per epoch")
