@@ -86,6 +86,8 @@ def main():
 @click.option("--model", default="unet", show_default=True, help="Registered model name.")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
               help="Model option, e.g. -o depth=4 -o base_filters=32 (repeatable).")
+@click.option("--sigmoid", is_flag=True, help="Binary task: one sigmoid output channel "
+              "(trained with ce = binary cross-entropy, focal or dice) instead of two softmax ones.")
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--image-size", type=int, nargs=2, default=(128, 128), show_default=True,
@@ -102,7 +104,7 @@ def main():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, help="Run folder, e.g. runs/NAME.")
 @click.option("--overwrite", is_flag=True, help="Replace a run folder of another configuration.")
-def train(data, val_data, classes, remap, ignore_index, val_fraction, model, options, epochs,
+def train(data, val_data, classes, remap, ignore_index, val_fraction, model, options, sigmoid, epochs,
           batch_size, image_size, loss, loss_weights, focal_gamma, class_weights, learning_rate,
           weight_decay, no_augment, seed, out, overwrite):
     """Train a model; the same command resumes an interrupted run."""
@@ -115,7 +117,7 @@ def train(data, val_data, classes, remap, ignore_index, val_fraction, model, opt
         config = TrainConfig(
             data=data, val_data=val_data, classes=_split_classes(classes), remap=_remap(remap),
             ignore_index=ignore_index, val_fraction=val_fraction, image_size=image_size,
-            model=model, model_options=_parse_options(options), epochs=epochs,
+            model=model, model_options=_parse_options(options), sigmoid=sigmoid, epochs=epochs,
             batch_size=batch_size, loss=loss, loss_weights=_floats(loss_weights, "--loss-weights"),
             focal_gamma=focal_gamma, class_weights=_class_weights(class_weights),
             learning_rate=learning_rate, weight_decay=weight_decay,

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from kseg import metrics as kmetrics
-from kseg.runtime import colourize, overlay_image
+from kseg.runtime import colourize, overlay_image, scores_to_labels
 
 
 class ModelRef:
@@ -35,7 +35,7 @@ class ModelRef:
             self.config = TrainConfig.from_json(raw)
             self.classes = list(raw["classes"])
         self.model = load_model(self.model_path, compile=False)
-        num_classes = self.model.output.shape[-1]
+        num_classes = max(2, self.model.output.shape[-1])  # one channel: binary sigmoid
         if self.classes is None or len(self.classes) != num_classes:
             self.classes = [f"class_{i}" for i in range(num_classes)]
 
@@ -60,7 +60,7 @@ def evaluate(ref, source, image_size=None, batch_size=8):
         )
     cm = np.zeros((len(ref.classes),) * 2, np.int64)
     for images, labels in evaluation_dataset(source, image_size, batch_size):
-        pred = np.argmax(np.asarray(ref.model.predict_on_batch(images)), axis=-1)
+        pred = scores_to_labels(ref.model.predict_on_batch(images))
         cm += kmetrics.confusion_matrix(np.asarray(labels), pred, len(ref.classes), source.ignore_index)
     result = kmetrics.scores(cm)
     result["confusion_matrix"] = cm.tolist()
@@ -75,7 +75,7 @@ def predict_labels(ref, image):
     rgb = image.convert("RGB")
     size = ref.input_size
     x = np.asarray(rgb if size is None else rgb.resize((size[1], size[0]), Image.BILINEAR))
-    labels = np.argmax(np.asarray(ref.model.predict_on_batch(x[None]))[0], axis=-1).astype(np.uint8)
+    labels = scores_to_labels(ref.model.predict_on_batch(x[None]))[0].astype(np.uint8)
     if labels.shape != (rgb.height, rgb.width):
         labels = np.asarray(Image.fromarray(labels).resize(rgb.size, Image.NEAREST))
     return labels

@@ -14,13 +14,15 @@ import numpy as np
 
 from kseg.train import TrainConfig
 
+# Chosen for a 2-core CPU: at 64x64 a 3-pool U-Net without batch norm learns these scenes faster
+# (per step and per second) than with it.
 RECIPE = TrainConfig(
-    data="shapes:1600",
+    data="shapes:1280",
     image_size=(64, 64),
     model="unet",
-    model_options={"depth": 3, "base_filters": 16},
-    epochs=5,
-    batch_size=8,
+    model_options={"depth": 3, "base_filters": 16, "batch_norm": False},
+    epochs=10,
+    batch_size=16,
     learning_rate=3e-3,
 )
 

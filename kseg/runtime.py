@@ -72,7 +72,16 @@ class TFLiteModel:
 
     def labels(self, image):
         y = self(image)
-        return y if y.ndim == 2 else np.argmax(y, axis=-1).astype(np.int32)
+        return y if y.ndim == 2 else scores_to_labels(y)
+
+
+def scores_to_labels(scores):
+    """Class indices from per-pixel scores ``[..., C]``; a single channel is a binary task's
+    sigmoid logit (class 1 where it is positive)."""
+    scores = np.asarray(scores)
+    if scores.shape[-1] == 1:
+        return (scores[..., 0] > 0).astype(np.int32)
+    return np.argmax(scores, axis=-1).astype(np.int32)
 
 
 def palette(num_classes):
@@ -125,7 +134,8 @@ class Segmenter:
             )
         out = self.model.output_shape
         kind = self.metadata["output"]["kind"]
-        if kind == "scores" and (len(out) != 4 or out[3] != len(self.classes)):
+        binary = len(self.classes) == 2 and len(out) == 4 and out[3] == 1  # one sigmoid channel
+        if kind == "scores" and (len(out) != 4 or (out[3] != len(self.classes) and not binary)):
             raise ContractError(
                 f"{path}: output shape {list(out)} does not give scores for the "
                 f"{len(self.classes)} classes in metadata.json"

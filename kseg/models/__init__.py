@@ -4,9 +4,9 @@ Every model takes uint8 RGB images ``[B, H, W, 3]`` (normalisation is inside) an
 per-pixel class logits ``[B, H, W, num_classes]``.
 """
 
-from kseg.models import unet  # noqa: F401  (registers the family)
+from kseg.models import deeplab, fcn, unet  # noqa: F401  (register the families)
 from kseg.models.layers import CropToReference, PadToMultiple, Preprocess
-from kseg.models.registry import ModelConfigError, build, names, options, register
+from kseg.models.registry import ModelConfigError, build, names, options, rebuild, register
 
 
 
@@ -22,6 +22,7 @@ def load_model(path, compile=True):
 __all__ = [
     "load_model",
     "build",
+    "rebuild",
     "names",
     "options",
     "register",

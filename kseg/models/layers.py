@@ -13,29 +13,37 @@ class Preprocess(keras.layers.Layer):
     """Turns raw uint8 RGB pixels (0..255) into the float range the network trains on.
 
     Normalisation lives inside the model so that exported files take raw uint8 images: an app hands
-    over camera pixels and nothing else. ``x * scale + offset`` with defaults mapping 0..255 to -1..1.
+    over camera pixels and nothing else. ``x * scale + offset`` (each a number or one value per
+    channel) with defaults mapping 0..255 to -1..1; ``bgr=True`` reverses the channels first (for
+    weights trained on BGR input).
     """
 
-    def __init__(self, scale=1.0 / 127.5, offset=-1.0, **kwargs):
+    def __init__(self, scale=1.0 / 127.5, offset=-1.0, bgr=False, **kwargs):
         super().__init__(**kwargs)
-        self.scale = float(scale)
-        self.offset = float(offset)
+        self.scale = [float(v) for v in scale] if isinstance(scale, (list, tuple)) else float(scale)
+        self.offset = [float(v) for v in offset] if isinstance(offset, (list, tuple)) else float(offset)
+        self.bgr = bool(bgr)
 
     def call(self, inputs):
         x = ops.cast(inputs, self.compute_dtype)
-        return x * ops.cast(self.scale, self.compute_dtype) + ops.cast(self.offset, self.compute_dtype)
+        if self.bgr:
+            x = ops.flip(x, axis=-1)
+        scale = ops.convert_to_tensor(self.scale, dtype=self.compute_dtype)
+        offset = ops.convert_to_tensor(self.offset, dtype=self.compute_dtype)
+        return x * scale + offset
 
     def compute_output_shape(self, input_shape):
         return input_shape
 
     def get_config(self):
-        return {**super().get_config(), "scale": self.scale, "offset": self.offset}
+        return {**super().get_config(), "scale": self.scale, "offset": self.offset, "bgr": self.bgr}
 
 
 def conv_bn_relu(x, filters, name, kernel_size=3, batch_norm=True):
     """3x3 convolution, optional batch norm, ReLU; the conv has no bias when BN follows it."""
     x = keras.layers.Conv2D(
-        filters, kernel_size, padding="same", use_bias=not batch_norm, name=f"{name}_conv"
+        filters, kernel_size, padding="same", use_bias=not batch_norm,
+        kernel_initializer="he_normal", name=f"{name}_conv",
     )(x)
     if batch_norm:
         x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
@@ -98,3 +106,74 @@ class CropToReference(keras.layers.Layer):
     def compute_output_shape(self, input_shapes):
         x, ref = input_shapes
         return (x[0], ref[1], ref[2], x[3])
+
+
+def conv_bn(x, filters, name, kernel_size=1, strides=1, dilation=1, activation="relu"):
+    """Conv (no bias) + BN + optional ReLU (``activation=None`` for a linear projection)."""
+    x = keras.layers.Conv2D(
+        filters, kernel_size, strides=strides, dilation_rate=dilation, padding="same",
+        use_bias=False, kernel_initializer="he_normal", name=f"{name}_conv",
+    )(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    if activation:
+        x = keras.layers.ReLU(name=f"{name}_relu")(x)
+    return x
+
+
+def separable_conv_bn(x, filters, name, dilation=1):
+    """Depthwise-separable 3x3 conv as in DeepLabv3+: depthwise (dilated) + BN + ReLU, then a
+    pointwise 1x1 + BN + ReLU."""
+    x = keras.layers.DepthwiseConv2D(
+        3, dilation_rate=dilation, padding="same", use_bias=False, name=f"{name}_depthwise"
+    )(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_depthwise_bn")(x)
+    x = keras.layers.ReLU(name=f"{name}_depthwise_relu")(x)
+    return conv_bn(x, filters, f"{name}_pointwise")
+
+
+@keras.saving.register_keras_serializable(package="kseg")
+class TileToReference(keras.layers.Layer):
+    """Repeats a ``[B, 1, 1, C]`` tensor over the height and width of ``inputs[1]`` (ASPP's
+    image-pooling branch). Static sizes tile by constants; unknown sizes are read at run time."""
+
+    def call(self, inputs):
+        x, ref = inputs
+        h, w = ref.shape[1], ref.shape[2]
+        if h is None or w is None:
+            shape = ops.shape(ref)
+            h, w = shape[1], shape[2]
+        return ops.tile(x, [1, h, w, 1])
+
+    def compute_output_shape(self, input_shapes):
+        x, ref = input_shapes
+        return (x[0], ref[1], ref[2], x[3])
+
+
+@keras.saving.register_keras_serializable(package="kseg")
+class BilinearUpsample(keras.layers.Layer):
+    """Bilinear upsampling by an integer ``factor`` (half-pixel centres, as TFLite's
+    RESIZE_BILINEAR). Unlike ``UpSampling2D`` it also runs in graphs traced with unknown sizes."""
+
+    def __init__(self, factor, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = int(factor)
+
+    def call(self, x):
+        h, w = x.shape[1], x.shape[2]
+        if h is not None and w is not None:
+            return ops.image.resize(x, (h * self.factor, w * self.factor), interpolation="bilinear")
+        # keras.ops.image.resize insists on Python ints; the backend function takes tensors
+        from keras.src import backend as keras_backend
+
+        shape = ops.shape(x)
+        size = (shape[1] * self.factor, shape[2] * self.factor)
+        return keras_backend.image.resize(x, size, interpolation="bilinear")
+
+    def compute_output_shape(self, input_shape):
+        def up(d):
+            return None if d is None else d * self.factor
+
+        return (input_shape[0], up(input_shape[1]), up(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "factor": self.factor}

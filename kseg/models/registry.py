@@ -68,3 +68,15 @@ def build(name, *, num_classes, input_shape=(None, None, 3), **opts):
             f"input_shape must be (height, width, 3) for uint8 RGB input, got {input_shape}"
         )
     return fn(num_classes=int(num_classes), input_shape=input_shape, **opts)
+
+
+def rebuild(model, name, *, num_classes, input_shape=(None, None, 3), **opts):
+    """Model ``name`` built with new options (e.g. another ``output_stride``, or any input size)
+    and given the weights of ``model``; the options must not change any weight's shape."""
+    new = build(name, num_classes=num_classes, input_shape=input_shape, **opts)
+    old_w = model.get_weights()
+    new_w = new.get_weights()
+    if [w.shape for w in old_w] != [w.shape for w in new_w]:
+        raise ModelConfigError(f"{name}: the new options change the weights; cannot reuse them")
+    new.set_weights(old_w)
+    return new

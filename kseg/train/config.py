@@ -16,6 +16,7 @@ class TrainConfig:
     image_size: tuple = (128, 128)
     model: str = "unet"
     model_options: dict = dataclasses.field(default_factory=dict)
+    sigmoid: bool = False  # binary task: one sigmoid output channel instead of two softmax ones
     epochs: int = 10
     batch_size: int = 8
     learning_rate: float = 1e-3

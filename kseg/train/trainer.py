@@ -48,9 +48,11 @@ def resolve_class_weights(config, report):
 
 
 def build_model(config, num_classes):
+    if config.sigmoid and num_classes != 2:
+        raise ValueError(f"--sigmoid is for binary tasks (2 classes); the data has {num_classes}")
     return models.build(
         config.model,
-        num_classes=num_classes,
+        num_classes=1 if config.sigmoid else num_classes,
         input_shape=(*config.image_size, 3),
         **config.model_options,
     )

@@ -1,0 +1,121 @@
+"""DeepLabv3 (Chen et al., 2017) and DeepLabv3+ (Chen et al., 2018).
+
+DeepLabv3: an atrous backbone keeps features at ``output_stride`` 16 (or 8); Atrous Spatial
+Pyramid Pooling (ASPP) runs a 1x1 branch, three 3x3 atrous branches (rates 6/12/18 at OS 16,
+doubled at OS 8) and an image-pooling branch in parallel, concatenates them and projects with a
+1x1 conv; a 1x1 classifier and bilinear upsampling give input-size logits.
+
+DeepLabv3+: the same encoder with depthwise-separable atrous convolutions in ASPP, plus a decoder
+that upsamples the ASPP output 4x, concatenates the stride-4 low-level features (reduced by a 1x1
+conv to 48 channels), refines with two 3x3 separable convs and upsamples 4x to the input.
+
+The output stride is a build option; the weights do not depend on it, so a model trained at OS 16
+can be rebuilt at OS 8 and given the same weights (``kseg.models.rebuild``).
+"""
+
+import keras
+
+from kseg.models import backbones
+from kseg.models.layers import (BilinearUpsample, CropToReference, PadToMultiple, Preprocess, TileToReference,
+                                conv_bn, separable_conv_bn)
+from kseg.models.registry import ModelConfigError, register
+
+
+def aspp(x, channels, rates, separable, dropout, name="aspp"):
+    """ASPP with a 1x1 branch, one 3x3 branch per atrous rate and an image-pooling branch."""
+    branches = [conv_bn(x, channels, f"{name}_1x1")]
+    for i, rate in enumerate(rates):
+        if separable:
+            branches.append(separable_conv_bn(x, channels, f"{name}_sep{i + 1}", dilation=rate))
+        else:
+            branches.append(conv_bn(x, channels, f"{name}_3x3_{i + 1}", kernel_size=3, dilation=rate))
+    pooled = keras.layers.GlobalAveragePooling2D(keepdims=True, name=f"{name}_pool")(x)
+    pooled = conv_bn(pooled, channels, f"{name}_pool_1x1")
+    branches.append(TileToReference(name=f"{name}_pool_tile")([pooled, x]))
+    y = keras.layers.Concatenate(name=f"{name}_concat")(branches)
+    y = conv_bn(y, channels, f"{name}_project")
+    return keras.layers.Dropout(dropout, name=f"{name}_dropout")(y) if dropout else y
+
+
+def _validate(model, output_stride, aspp_channels, dropout):
+    backbones.check_output_stride(model, output_stride)
+    if aspp_channels < 1:
+        raise ModelConfigError(f"{model}: aspp_channels must be positive, got {aspp_channels}")
+    if not 0.0 <= dropout < 1.0:
+        raise ModelConfigError(f"{model}: dropout must be in [0, 1), got {dropout}")
+
+
+def _encoder(inputs, backbone, output_stride, width, weights):
+    x = Preprocess(name="preprocess", **backbones.preprocessing(backbone, weights))(inputs)
+    x = PadToMultiple(32, name="pad")(x)
+    return backbones.get(backbone)(x, output_stride=output_stride, width=width)
+
+
+def _upsample(x, factor, name, dtype=None):
+    """Bilinear upsampling by an integer factor (works for unknown sizes too)."""
+    if factor == 1:
+        return x
+    return BilinearUpsample(factor, name=name, dtype=dtype)(x)
+
+
+def _finish(logits, inputs, factor, model_name, backbone, width, weights):
+    logits = _upsample(logits, factor, "upsample", dtype="float32")
+    logits = CropToReference(name="crop", dtype="float32")([logits, inputs])
+    model = keras.Model(inputs, logits, name=model_name)
+    if weights:
+        backbones.load_imagenet_weights(model, backbone, width, weights)
+    return model
+
+
+def _rates(output_stride):
+    return tuple(r * 16 // output_stride for r in (6, 12, 18)) if output_stride < 32 else (3, 6, 9)
+
+
+@register("deeplabv3")
+def build_deeplabv3(
+    *,
+    num_classes: int,
+    input_shape: tuple = (None, None, 3),
+    backbone: str = "mobilenetv2",
+    width: float = 1.0,
+    output_stride: int = 16,
+    aspp_channels: int = 256,
+    dropout: float = 0.1,
+    weights: str = None,
+) -> keras.Model:
+    _validate("deeplabv3", output_stride, aspp_channels, dropout)
+    inputs = keras.Input(shape=input_shape, dtype="uint8", name="image")
+    features = _encoder(inputs, backbone, output_stride, float(width), weights)
+    x = aspp(features[max(features)], int(aspp_channels), _rates(output_stride), False, dropout)
+    logits = keras.layers.Conv2D(num_classes, 1, name="classifier")(x)
+    return _finish(logits, inputs, output_stride, "deeplabv3", backbone, width, weights)
+
+
+@register("deeplabv3plus")
+def build_deeplabv3plus(
+    *,
+    num_classes: int,
+    input_shape: tuple = (None, None, 3),
+    backbone: str = "mobilenetv2",
+    width: float = 1.0,
+    output_stride: int = 16,
+    aspp_channels: int = 256,
+    low_level_channels: int = 48,
+    decoder_channels: int = 256,
+    dropout: float = 0.1,
+    weights: str = None,
+) -> keras.Model:
+    _validate("deeplabv3plus", output_stride, aspp_channels, dropout)
+    if low_level_channels < 1 or decoder_channels < 1:
+        raise ModelConfigError("deeplabv3plus: low_level_channels and decoder_channels must be positive")
+    inputs = keras.Input(shape=input_shape, dtype="uint8", name="image")
+    features = _encoder(inputs, backbone, output_stride, float(width), weights)
+    x = aspp(features[max(features)], int(aspp_channels), _rates(output_stride), True, dropout)
+
+    low = conv_bn(features[4], int(low_level_channels), "decoder_low_level")
+    x = _upsample(x, output_stride // 4, "decoder_upsample")
+    x = keras.layers.Concatenate(name="decoder_concat")([x, low])
+    x = separable_conv_bn(x, int(decoder_channels), "decoder_sep1")
+    x = separable_conv_bn(x, int(decoder_channels), "decoder_sep2")
+    logits = keras.layers.Conv2D(num_classes, 1, name="classifier")(x)
+    return _finish(logits, inputs, 4, "deeplabv3plus", backbone, width, weights)
