@@ -83,7 +83,12 @@ def main():
               help="Dataset: 'shapes[:N]' (built in) or a folder with images/ and labels/.")
 @click.option("--val-data", help="Separate validation dataset (default: the data's val split).")
 @data_options
-@click.option("--model", default="unet", show_default=True, help="Registered model name.")
+@click.option("--model", default="unet", show_default=True,
+              help="unet | fcn32s | fcn16s | fcn8s | deeplabv3 | deeplabv3plus")
+@click.option("--backbone", help="mobilenetv2 | resnet18 | resnet50 (FCN and DeepLab).")
+@click.option("--output-stride", type=click.Choice(["8", "16", "32"]), help="DeepLab output stride.")
+@click.option("--weights", help="Backbone weights: 'imagenet' (downloads) or a keras.applications "
+              "weights file; default none.")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
               help="Model option, e.g. -o depth=4 -o base_filters=32 (repeatable).")
 @click.option("--sigmoid", is_flag=True, help="Binary task: one sigmoid output channel "
@@ -104,7 +109,8 @@ def main():
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, help="Run folder, e.g. runs/NAME.")
 @click.option("--overwrite", is_flag=True, help="Replace a run folder of another configuration.")
-def train(data, val_data, classes, remap, ignore_index, val_fraction, model, options, sigmoid, epochs,
+def train(data, val_data, classes, remap, ignore_index, val_fraction, model, backbone,
+          output_stride, weights, options, sigmoid, epochs,
           batch_size, image_size, loss, loss_weights, focal_gamma, class_weights, learning_rate,
           weight_decay, no_augment, seed, out, overwrite):
     """Train a model; the same command resumes an interrupted run."""
@@ -113,11 +119,15 @@ def train(data, val_data, classes, remap, ignore_index, val_fraction, model, opt
     from kseg.train import RunConflictError, TrainConfig
     from kseg.train import train as run_training
 
+    options = _parse_options(options)
+    for key, value in (("backbone", backbone), ("output_stride", output_stride), ("weights", weights)):
+        if value is not None:
+            options[key] = int(value) if key == "output_stride" else value
     try:
         config = TrainConfig(
             data=data, val_data=val_data, classes=_split_classes(classes), remap=_remap(remap),
             ignore_index=ignore_index, val_fraction=val_fraction, image_size=image_size,
-            model=model, model_options=_parse_options(options), sigmoid=sigmoid, epochs=epochs,
+            model=model, model_options=options, sigmoid=sigmoid, epochs=epochs,
             batch_size=batch_size, loss=loss, loss_weights=_floats(loss_weights, "--loss-weights"),
             focal_gamma=focal_gamma, class_weights=_class_weights(class_weights),
             learning_rate=learning_rate, weight_decay=weight_decay,
@@ -147,18 +157,23 @@ def _source_for(ref, data, split, classes, remap, ignore_index, val_fraction):
 @click.option("--data", help="Dataset (default: the run's validation data).")
 @click.option("--split", default="val", show_default=True)
 @data_options
+@click.option("--output-stride", type=click.Choice(["8", "16", "32"]),
+              help="Evaluate at another output stride with the same weights (DeepLab).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the scores here.")
-def evaluate(model, data, split, classes, remap, ignore_index, val_fraction, json_path):
+def evaluate(model, data, split, classes, remap, ignore_index, val_fraction, output_stride, json_path):
     """Score MODEL (a run folder or .keras file): per-class IoU, mIoU, pixel accuracy."""
     from kseg.data import DatasetError
     from kseg.inference import ModelRef, evaluate as run_eval, format_scores
+    from kseg.models import ModelConfigError
 
     try:
         ref = ModelRef(model)
+        if output_stride:
+            ref = ref.rebuilt(output_stride=int(output_stride))
         source = _source_for(ref, data, split, classes, remap, ignore_index, val_fraction)
         source.scan().raise_if_bad()
         result = run_eval(ref, source)
-    except (DatasetError, FileNotFoundError, ValueError) as exc:
+    except (DatasetError, FileNotFoundError, ValueError, ModelConfigError) as exc:
         _fail(exc)
     click.echo(format_scores(result, f"{ref.model_path} on {result['data']} ({result['images']} images)"))
     if json_path:
@@ -194,16 +209,20 @@ def predict(model, images, out):
 @click.option("--overwrite", is_flag=True)
 @click.option("--verify-images", type=int, default=None,
               help="Verify on at most this many validation images (default: all).")
-def export(run, tflite, out, overwrite, verify_images):
+@click.option("--output-stride", type=click.Choice(["8", "16", "32"]),
+              help="Export at another output stride with the same weights (DeepLab).")
+def export(run, tflite, out, overwrite, verify_images, output_stride):
     """Export RUN's best model (SavedModel + TFLite), verified before it is kept."""
     from kseg.data import DatasetError
     from kseg.export import ExportError, export_run
     from kseg.export.report import format_export
+    from kseg.models import ModelConfigError
 
     try:
         meta = export_run(run, out, modes=("float32",) if tflite else (), overwrite=overwrite,
-                          max_images=verify_images)
-    except (ExportError, DatasetError, FileNotFoundError) as exc:
+                          max_images=verify_images,
+                          output_stride=int(output_stride) if output_stride else None)
+    except (ExportError, DatasetError, FileNotFoundError, ModelConfigError) as exc:
         _fail(exc)
     click.echo(format_export(meta, out))
 

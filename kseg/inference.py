@@ -39,6 +39,24 @@ class ModelRef:
         if self.classes is None or len(self.classes) != num_classes:
             self.classes = [f"class_{i}" for i in range(num_classes)]
 
+    def rebuilt(self, input_shape=None, output_stride=None):
+        """A ``ModelRef`` whose model is rebuilt with another input shape ((None, None, 3): any
+        size) and/or output stride, keeping the weights. Needs the run's configuration."""
+        from kseg.models import rebuild
+
+        if self.config is None:
+            raise ValueError(f"{self.model_path}: no run configuration beside it; cannot rebuild")
+        opts = dict(self.config.model_options)
+        if output_stride is not None:
+            opts["output_stride"] = int(output_stride)
+        opts.pop("weights", None)  # the trained weights are copied, not reloaded
+        shape = input_shape or tuple(self.model.input.shape[1:])
+        clone = object.__new__(ModelRef)
+        clone.__dict__.update(self.__dict__)
+        clone.model = rebuild(self.model, self.config.model, num_classes=self.model.output.shape[-1],
+                              input_shape=shape, **opts)
+        return clone
+
     @property
     def input_size(self):
         """(height, width) the model was built for, or None for any size."""
@@ -71,7 +89,8 @@ def evaluate(ref, source, image_size=None, batch_size=8):
 
 
 def predict_labels(ref, image):
-    """Label map ``[H, W]`` of a PIL image at its own size."""
+    """Label map ``[H, W]`` of a PIL image at its own size (resized to the model's input size if
+    the model has a fixed one; ``ref.rebuilt((None, None, 3))`` predicts at the image's size)."""
     rgb = image.convert("RGB")
     size = ref.input_size
     x = np.asarray(rgb if size is None else rgb.resize((size[1], size[0]), Image.BILINEAR))
@@ -86,6 +105,8 @@ def predict_files(ref, paths, out_dir):
     indices) for every image; returns the written paths."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if ref.config is not None and ref.input_size is not None:
+        ref = ref.rebuilt(input_shape=(None, None, 3))  # fully convolutional: native resolution
     written = []
     for path in paths:
         path = Path(path)

@@ -165,3 +165,20 @@ def test_binary_sigmoid_model_trains_exports_and_runs(tmp_path):
     seg = Segmenter(tmp_path / "exp")
     assert seg.model.output_shape == (1, 16, 24, 1)
     assert set(np.unique(seg.segment(np.zeros((30, 40, 3), np.uint8)))) <= {0, 1}
+
+
+def test_deeplab_trained_at_os16_is_evaluated_and_exported_at_os8(tmp_path):
+    out = tmp_path / "dl"
+    r = invoke("train", "--data", "shapes:16", "--image-size", 32, 32, "--batch-size", 8,
+               "--model", "deeplabv3plus", "--backbone", "mobilenetv2", "--output-stride", 16,
+               "-o", "width=0.35", "-o", "aspp_channels=8", "-o", "low_level_channels=8",
+               "-o", "decoder_channels=8", "--epochs", 1, "--out", out)
+    assert r.exit_code == 0, r.output
+    r = invoke("evaluate", out, "--output-stride", 8)
+    assert r.exit_code == 0, r.output
+    r = invoke("export", out, "--tflite", "--output-stride", 8, "--out", tmp_path / "exp")
+    assert r.exit_code == 0, r.output
+    meta = read_metadata(tmp_path / "exp")
+    assert meta["model"]["options"]["output_stride"] == 8
+    r = invoke("evaluate", out, "--output-stride", 12)
+    assert r.exit_code != 0

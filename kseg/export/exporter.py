@@ -15,7 +15,7 @@ from kseg.contract import METADATA, make_metadata, tflite_name
 from kseg.data.pipeline import evaluation_dataset
 from kseg.export import savedmodel, tflite
 from kseg.export.verify import verify
-from kseg.models import load_model
+from kseg.models import load_model, rebuild
 from kseg.train.config import TrainConfig
 from kseg.train.rundir import RunDir
 
@@ -39,7 +39,7 @@ def _replace_folder(tmp, out, overwrite):
 
 
 def export_run(run_path, out, *, modes=("float32",), overwrite=False,
-               min_agreement=MIN_AGREEMENT, max_images=None, log=print):
+               min_agreement=MIN_AGREEMENT, max_images=None, output_stride=None, log=print):
     """Export the best checkpoint of the run at ``run_path`` to the folder ``out``.
 
     Returns the metadata dict (also written to ``out/metadata.json``). Raises ``ExportError`` when
@@ -56,6 +56,12 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False,
     height, width = config.image_size
     model_path = run.best_model_path()
     model = load_model(model_path, compile=False)
+    model_options = dict(config.model_options)
+    if output_stride is not None:  # same weights, another output stride (DeepLab)
+        model_options["output_stride"] = int(output_stride)
+        model_options.pop("weights", None)
+        model = rebuild(model, config.model, num_classes=model.output.shape[-1],
+                        input_shape=(height, width, 3), **model_options)
     log(f"exporting {model_path} ({height}x{width}, {len(classes)} classes) to {out}")
 
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +94,7 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False,
 
         meta = make_metadata(
             classes, height, width, "scores", config.ignore_index,
-            model={"name": config.model, "options": config.model_options,
+            model={"name": config.model, "options": model_options,
                    "checkpoint": str(model_path), "run": str(run.path)},
             kseg_version=__version__,
             metrics={"validation_data": val.where, **results},

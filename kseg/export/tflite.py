@@ -40,7 +40,7 @@ def convert(model, height, width, mode="float32", representative=None):
 
         def gen():
             for image in images:
-                yield {"images": np.asarray(image, np.uint8)[None]}
+                yield [np.asarray(image, np.uint8)[None]]  # a list: calibrates by input index
 
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = gen

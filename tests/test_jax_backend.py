@@ -1,0 +1,42 @@
+"""The model, loss and metric code is backend-neutral (keras.layers / keras.ops only): each family
+builds and trains one step under KERAS_BACKEND=jax, in a subprocess where TensorFlow is blocked."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+CODE = r"""
+import sys
+sys.modules["tensorflow"] = None  # the JAX path must not need TensorFlow
+import numpy as np, keras
+assert keras.backend.backend() == "jax"
+from kseg import losses, metrics, models
+x = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
+y = np.random.default_rng(1).integers(0, 3, (2, 64, 64)).astype(np.int32)
+y[:, :4] = 255
+for name, opts in [
+    ("unet", dict(depth=2, base_filters=4)),
+    ("fcn8s", dict(backbone="resnet18", width=0.125, head_channels=8)),
+    ("deeplabv3", dict(backbone="resnet50", width=0.125, aspp_channels=8, output_stride=8)),
+    ("deeplabv3plus", dict(backbone="mobilenetv2", width=0.35, aspp_channels=8,
+                           low_level_channels=8, decoder_channels=8)),
+]:
+    m = models.build(name, num_classes=3, input_shape=(64, 64, 3), **opts)
+    m.compile(keras.optimizers.Adam(1e-3), losses.get("focal+dice"), metrics=[metrics.ConfusionMatrix(3)])
+    logs = m.train_on_batch(x, y, return_dict=True)
+    assert np.isfinite(logs["loss"]), (name, logs)
+    assert np.asarray(m.predict_on_batch(x)).shape == (2, 64, 64, 3)
+    print(name, "ok", flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
+def test_every_family_trains_under_jax():
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    proc = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert proc.stdout.count(" ok") == 4
