@@ -216,7 +216,7 @@ class CombinedLoss(keras.losses.Loss):
         if len(weights) != len(self.losses):
             raise ValueError(f"{len(weights)} loss weights given for {len(self.losses)} losses")
         self.weights = weights
-        super().__init__(name=name or "+".join(l.name for l in self.losses), **kwargs)
+        super().__init__(name=name or "_plus_".join(l.name for l in self.losses), **kwargs)
 
     def call(self, y_true, y_pred):
         total = 0.0

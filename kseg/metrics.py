@@ -44,8 +44,10 @@ class ConfusionMatrix(keras.metrics.Metric):
             ops.logical_and(y_true >= 0, y_true < n),
         )
         index = ops.where(valid, y_true * n + pred, ops.zeros_like(y_true))
-        counts = ops.bincount(index, weights=ops.cast(valid, "float32"), minlength=n * n)
-        self.matrix.assign_add(ops.reshape(ops.cast(counts[: n * n], "float32"), (n, n)))
+        # segment_sum with a static segment count traces under jit on every backend (bincount
+        # does not under JAX)
+        counts = ops.segment_sum(ops.cast(valid, "float32"), index, num_segments=n * n)
+        self.matrix.assign_add(ops.reshape(counts, (n, n)))
 
     def result(self):
         m = ops.convert_to_tensor(self.matrix)

@@ -53,3 +53,39 @@ def test_save_load_round_trip(tmp_path):
     again = models.load_model(path)
     x = _images(2, 32, 32)
     np.testing.assert_allclose(m.predict_on_batch(x), again.predict_on_batch(x), atol=1e-6)
+
+
+@pytest.mark.parametrize("backbone, width, missing", [("mobilenetv2", 0.35, {"Conv_1", "Conv_1_bn"}),
+                                                      ("resnet50", 1.0, set())])
+def test_backbone_layer_names_match_keras_applications(backbone, width, missing):
+    """ImageNet weights load by layer name: every weighted layer of the keras.applications model
+    (built here with random weights, nothing downloads) has its twin in kseg's backbone."""
+    from kseg.models import backbones
+
+    reference = backbones._reference_model(backbone, width, None)
+    m = models.build("deeplabv3", num_classes=3, input_shape=(64, 64, 3), backbone=backbone,
+                     width=width, aspp_channels=8)
+    copied = backbones.copy_weights_by_name(reference, m)
+    weighted = {layer.name for layer in reference.layers if layer.weights}
+    assert weighted - set(copied) == missing  # MobileNetV2's 1280-channel head is not used
+    first = reference.layers[[layer.name for layer in reference.layers].index(copied[0])]
+    for a, b in zip(first.get_weights(), m.get_layer(copied[0]).get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_weights_for_unknown_combination_are_refused():
+    from kseg.models import backbones
+
+    with pytest.raises(models.ModelConfigError, match="no ImageNet weights for backbone resnet18"):
+        backbones.load_imagenet_weights(None, "resnet18", 1.0, "imagenet")
+
+
+def test_output_stride_is_validated_and_changes_no_weight():
+    with pytest.raises(models.ModelConfigError, match="output_stride must be one of 8, 16, 32"):
+        models.build("deeplabv3", num_classes=2, input_shape=(64, 64, 3), output_stride=4)
+    opts = dict(backbone="resnet18", width=0.125, aspp_channels=8)
+    m16 = models.build("deeplabv3", num_classes=2, input_shape=(64, 64, 3), output_stride=16, **opts)
+    m8 = models.rebuild(m16, "deeplabv3", num_classes=2, input_shape=(64, 64, 3), output_stride=8, **opts)
+    dil = {l.name: l.dilation_rate for l in m8.layers if hasattr(l, "dilation_rate")}
+    assert dil["conv5_block2_2_conv"] == (4, 4) and dil["aspp_3x3_1_conv"] == (12, 12)
+    assert all(np.array_equal(a, b) for a, b in zip(m16.get_weights(), m8.get_weights()))
