@@ -16,8 +16,7 @@ can be rebuilt at OS 8 and given the same weights (``kseg.models.rebuild``).
 import keras
 
 from kseg.models import backbones
-from kseg.models.layers import (BilinearUpsample, CropToReference, PadToMultiple, Preprocess, TileToReference,
-                                conv_bn, separable_conv_bn)
+from kseg.models.layers import BilinearUpsample, TileToReference, conv_bn, separable_conv_bn
 from kseg.models.registry import ModelConfigError, register
 
 
@@ -45,26 +44,11 @@ def _validate(model, output_stride, aspp_channels, dropout):
         raise ModelConfigError(f"{model}: dropout must be in [0, 1), got {dropout}")
 
 
-def _encoder(inputs, backbone, output_stride, width, weights):
-    x = Preprocess(name="preprocess", **backbones.preprocessing(backbone, weights))(inputs)
-    x = PadToMultiple(32, name="pad")(x)
-    return backbones.get(backbone)(x, output_stride=output_stride, width=width)
-
-
 def _upsample(x, factor, name, dtype=None):
     """Bilinear upsampling by an integer factor (works for unknown sizes too)."""
     if factor == 1:
         return x
     return BilinearUpsample(factor, name=name, dtype=dtype)(x)
-
-
-def _finish(logits, inputs, factor, model_name, backbone, width, weights):
-    logits = _upsample(logits, factor, "upsample", dtype="float32")
-    logits = CropToReference(name="crop", dtype="float32")([logits, inputs])
-    model = keras.Model(inputs, logits, name=model_name)
-    if weights:
-        backbones.load_imagenet_weights(model, backbone, width, weights)
-    return model
 
 
 def _rates(output_stride):
@@ -85,10 +69,11 @@ def build_deeplabv3(
 ) -> keras.Model:
     _validate("deeplabv3", output_stride, aspp_channels, dropout)
     inputs = keras.Input(shape=input_shape, dtype="uint8", name="image")
-    features = _encoder(inputs, backbone, output_stride, float(width), weights)
+    features = backbones.encode(inputs, backbone, output_stride, width, weights)
     x = aspp(features[max(features)], int(aspp_channels), _rates(output_stride), False, dropout)
     logits = keras.layers.Conv2D(num_classes, 1, name="classifier")(x)
-    return _finish(logits, inputs, output_stride, "deeplabv3", backbone, width, weights)
+    logits = _upsample(logits, output_stride, "upsample", dtype="float32")
+    return backbones.finish(logits, inputs, "deeplabv3", backbone, width, weights)
 
 
 @register("deeplabv3plus")
@@ -109,7 +94,7 @@ def build_deeplabv3plus(
     if low_level_channels < 1 or decoder_channels < 1:
         raise ModelConfigError("deeplabv3plus: low_level_channels and decoder_channels must be positive")
     inputs = keras.Input(shape=input_shape, dtype="uint8", name="image")
-    features = _encoder(inputs, backbone, output_stride, float(width), weights)
+    features = backbones.encode(inputs, backbone, output_stride, width, weights)
     x = aspp(features[max(features)], int(aspp_channels), _rates(output_stride), True, dropout)
 
     low = conv_bn(features[4], int(low_level_channels), "decoder_low_level")
@@ -118,4 +103,5 @@ def build_deeplabv3plus(
     x = separable_conv_bn(x, int(decoder_channels), "decoder_sep1")
     x = separable_conv_bn(x, int(decoder_channels), "decoder_sep2")
     logits = keras.layers.Conv2D(num_classes, 1, name="classifier")(x)
-    return _finish(logits, inputs, 4, "deeplabv3plus", backbone, width, weights)
+    logits = _upsample(logits, 4, "upsample", dtype="float32")
+    return backbones.finish(logits, inputs, "deeplabv3plus", backbone, width, weights)

@@ -13,7 +13,6 @@ import keras
 import numpy as np
 
 from kseg.models import backbones
-from kseg.models.layers import CropToReference, PadToMultiple, Preprocess
 from kseg.models.registry import ModelConfigError, register
 
 
@@ -43,12 +42,10 @@ def _build_fcn(variant, num_classes, input_shape, backbone, width, head_channels
         raise ModelConfigError(f"{variant}: head_channels must be positive, got {head_channels}")
     if not 0.0 <= dropout < 1.0:
         raise ModelConfigError(f"{variant}: dropout must be in [0, 1), got {dropout}")
-    encoder = backbones.get(backbone)
+    backbones.get(backbone)  # fail early on an unknown name
 
     inputs = keras.Input(shape=input_shape, dtype="uint8", name="image")
-    x = Preprocess(name="preprocess", **backbones.preprocessing(backbone, weights))(inputs)
-    x = PadToMultiple(32, name="pad")(x)
-    features = encoder(x, output_stride=32, width=width)
+    features = backbones.encode(inputs, backbone, 32, width, weights)
 
     # fc6 / fc7 as convolutions, then the classifier ("score_fr")
     h = keras.layers.Conv2D(head_channels, 3, padding="same", activation="relu", name="fc6")(features[32])
@@ -66,11 +63,7 @@ def _build_fcn(variant, num_classes, input_shape, backbone, width, head_channels
     final = skips[-1] if skips else 32
     logits = _upsample(score, num_classes, final, "upscore_final")
     logits = keras.layers.Activation("linear", dtype="float32", name="logits")(logits)
-    logits = CropToReference(name="crop", dtype="float32")([logits, inputs])
-    model = keras.Model(inputs, logits, name=variant)
-    if weights:
-        backbones.load_imagenet_weights(model, backbone, width, weights)
-    return model
+    return backbones.finish(logits, inputs, variant, backbone, width, weights)
 
 
 def _register(variant):

@@ -101,3 +101,27 @@ def load_imagenet_weights(model, backbone, width, weights):
     if not copied:
         raise ModelConfigError(f"no backbone layer of {model.name} matched the {backbone} weights")
     return copied
+
+
+def encode(inputs, backbone, output_stride, width, weights):
+    """The shared front of backbone models: uint8 image -> preprocessing (matching ``weights``)
+    -> padding to a multiple of 32 -> backbone features ``{stride: tensor}``."""
+    from kseg.models.layers import PadToMultiple, Preprocess
+
+    x = Preprocess(name="preprocess", **preprocessing(backbone, weights))(inputs)
+    x = PadToMultiple(32, name="pad")(x)
+    return get(backbone)(x, output_stride=output_stride, width=float(width))
+
+
+def finish(logits, inputs, name, backbone, width, weights):
+    """The shared end: float32 logits cropped back to the input size, the model, and the
+    backbone's pretrained weights when asked for."""
+    import keras
+
+    from kseg.models.layers import CropToReference
+
+    logits = CropToReference(name="crop", dtype="float32")([logits, inputs])
+    model = keras.Model(inputs, logits, name=name)
+    if weights:
+        load_imagenet_weights(model, backbone, width, weights)
+    return model
