@@ -255,6 +255,8 @@ def data_check(path, split, classes, remap, ignore_index, val_fraction):
         for i, name in enumerate(report.classes):
             click.echo(f"  {i:>2} {name:<17} {int(report.pixel_counts[i]):>12} {freq[i]:>8.2%}")
         click.echo(f"  {'ignored':<20} {int(report.pixel_counts[-1]):>12}")
+    for warning in report.warnings():
+        click.echo(f"warning: {report.where}: {warning}")
     if not report.ok:
         try:
             report.raise_if_bad()

@@ -192,3 +192,12 @@ def test_isbi_folder_loads_with_remap():
     assert 0.15 < report.frequencies()[0] < 0.3  # membrane share
     image, label = src.load_numpy(0)
     assert image.shape == (512, 512, 3) and set(np.unique(label)) == {0, 1}
+
+
+def test_suspicious_but_valid_data_gets_warnings(tmp_path):
+    root = make_folder(tmp_path / "d", label_value=255)  # half of each label is the ignore index
+    report = FolderSource(root, "train", val_fraction=0).scan()
+    assert report.ok
+    assert report.warnings() == ["class 1 (fg) has no labelled pixels"]
+    r = CliRunner().invoke(main, ["data", "check", str(root), "--val-fraction", "0"])
+    assert r.exit_code == 0 and "warning:" in r.output and "class 1 (fg) has no labelled pixels" in r.output

@@ -71,6 +71,17 @@ class Report:
         total = counts.sum()
         return counts / total if total else counts
 
+    def warnings(self):
+        """Signs of a mis-specified dataset that are not errors: classes without pixels, mostly
+        ignored pixels (e.g. ISBI's 255 left as the ignore index instead of remapped)."""
+        out = [f"class {i} ({name}) has no labelled pixels"
+               for i, name in enumerate(self.classes) if self.pixel_counts[i] == 0]
+        total = int(self.pixel_counts.sum())
+        if total and self.pixel_counts[-1] > total / 2:
+            out.append(f"{self.pixel_counts[-1] / total:.0%} of all pixels carry the ignore index "
+                       f"{self.ignore_index}; is a --remap missing?")
+        return out
+
     def raise_if_bad(self):
         if self.num_examples == 0 and not self.problems:
             self.problems.append((self.where, "no examples found (empty dataset)"))
@@ -103,6 +114,3 @@ class Source:
     def scan(self):
         """Validate every example; returns a ``Report`` (never raises for bad data)."""
         raise NotImplementedError
-
-    def describe(self):
-        return {"where": self.where, "num_examples": len(self), "classes": list(self.classes)}

@@ -81,6 +81,8 @@ def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print):
     """Train (or resume) the run at ``out``; returns a summary dict."""
     train_src, val_src, report = open_checked_sources(config)
     weights = resolve_class_weights(config, report)
+    for warning in report.warnings():
+        log(f"warning: {report.where}: {warning}")
     num_classes = len(train_src.classes)
     run = RunDir(out)
     cfg = config.to_json()
