@@ -205,13 +205,22 @@ def predict(model, images, out):
 @main.command()
 @click.argument("run")
 @click.option("--tflite", is_flag=True, help="Also write TFLite file(s) (SavedModel always).")
+@click.option("--quantize", default="float32", show_default=True,
+              help="Comma-separated TFLite modes: float32, float16, dynamic, int8.")
+@click.option("--representative", type=int, default=200, show_default=True,
+              help="Training images that calibrate int8.")
+@click.option("--output", "output_kind", type=click.Choice(["scores", "labels"]), default="scores",
+              show_default=True, help="labels: argmax inside the graph, the file returns [1, H, W].")
+@click.option("--max-miou-drop", type=float, default=1.0, show_default=True,
+              help="mIoU points a quantized file may lose against Keras before the export fails.")
 @click.option("--out", required=True, help="Destination folder, e.g. exported/NAME.")
 @click.option("--overwrite", is_flag=True)
 @click.option("--verify-images", type=int, default=None,
               help="Verify on at most this many validation images (default: all).")
 @click.option("--output-stride", type=click.Choice(["8", "16", "32"]),
               help="Export at another output stride with the same weights (DeepLab).")
-def export(run, tflite, out, overwrite, verify_images, output_stride):
+def export(run, tflite, quantize, representative, output_kind, max_miou_drop, out, overwrite,
+           verify_images, output_stride):
     """Export RUN's best model (SavedModel + TFLite), verified before it is kept."""
     from kseg.data import DatasetError
     from kseg.export import ExportError, export_run
@@ -219,7 +228,9 @@ def export(run, tflite, out, overwrite, verify_images, output_stride):
     from kseg.models import ModelConfigError
 
     try:
-        meta = export_run(run, out, modes=("float32",) if tflite else (), overwrite=overwrite,
+        modes = tuple(m.strip() for m in quantize.split(",") if m.strip()) if tflite else ()
+        meta = export_run(run, out, modes=modes, overwrite=overwrite, output=output_kind,
+                          representative=representative, max_miou_drop=max_miou_drop,
                           max_images=verify_images,
                           output_stride=int(output_stride) if output_stride else None)
     except (ExportError, DatasetError, FileNotFoundError, ModelConfigError) as exc:

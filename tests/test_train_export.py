@@ -182,3 +182,38 @@ def test_deeplab_trained_at_os16_is_evaluated_and_exported_at_os8(tmp_path):
     assert meta["model"]["options"]["output_stride"] == 8
     r = invoke("evaluate", out, "--output-stride", 12)
     assert r.exit_code != 0
+
+
+def test_every_tflite_mode_and_labels_output(run_dir, tmp_path):
+    out = tmp_path / "all"
+    r = invoke("export", run_dir, "--tflite", "--quantize", "float32,float16,dynamic,int8",
+               "--representative", 16, "--max-miou-drop", 100, "--out", out)
+    assert r.exit_code == 0, r.output
+    meta = read_metadata(out)
+    for mode in ("float32", "float16", "dynamic", "int8"):
+        assert (out / f"model_{mode}.tflite").is_file()
+        assert "miou_drop_points" in meta["metrics"][mode]
+        assert f"model_{mode}.tflite" in r.output
+    f32 = (out / "model_float32.tflite").stat().st_size
+    assert (out / "model_int8.tflite").stat().st_size < f32  # a tiny model: headers dominate
+
+    from kseg.runtime import Segmenter
+
+    labels_out = tmp_path / "labels"
+    r = invoke("export", run_dir, "--tflite", "--quantize", "float32,int8", "--output", "labels",
+               "--representative", 8, "--max-miou-drop", 100, "--out", labels_out)
+    assert r.exit_code == 0, r.output
+    assert read_metadata(labels_out)["output"] == {"kind": "labels"}
+    seg = Segmenter(labels_out / "model_int8.tflite")
+    assert seg.model.output_shape == (1, 32, 32)
+    assert seg.segment(np.zeros((40, 50, 3), np.uint8)).shape == (40, 50)
+    assert read_metadata(labels_out)["metrics"]["float32"]["agreement"] >= 0.995
+
+
+def test_quantized_file_over_the_miou_budget_fails_the_export(run_dir, tmp_path):
+    out = tmp_path / "strict"
+    r = invoke("export", run_dir, "--tflite", "--quantize", "int8", "--representative", 4,
+               "--max-miou-drop", -1, "--out", out)
+    assert r.exit_code == 1
+    assert "loses" in r.output and "mIoU points" in r.output
+    assert not out.exists() and not list(tmp_path.glob(".strict*"))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kseg import __version__
 from kseg.contract import METADATA, make_metadata, tflite_name
-from kseg.data.pipeline import evaluation_dataset
+from kseg.data.pipeline import evaluation_dataset, resize_pair
 from kseg.export import savedmodel, tflite
 from kseg.export.verify import verify
 from kseg.models import load_model, rebuild
@@ -20,6 +20,7 @@ from kseg.train.config import TrainConfig
 from kseg.train.rundir import RunDir
 
 MIN_AGREEMENT = 0.995
+MAX_MIOU_DROP = 1.0  # mIoU points a quantized file may lose against the Keras model
 
 
 class ExportError(RuntimeError):
@@ -38,13 +39,33 @@ def _replace_folder(tmp, out, overwrite):
         os.replace(tmp, out)
 
 
-def export_run(run_path, out, *, modes=("float32",), overwrite=False,
-               min_agreement=MIN_AGREEMENT, max_images=None, output_stride=None, log=print):
+def representative_images(config, count):
+    """Up to ``count`` training images at the export size (for int8 calibration), spread over the
+    set in a fixed pseudo-random order."""
+    import numpy as np
+
+    train = config.open_source("train")
+    order = np.random.default_rng(config.seed).permutation(len(train))[: int(count)]
+    images = []
+    for i in sorted(order):
+        image, label = resize_pair(*train.load(np.int64(i)), config.image_size)
+        images.append(image.numpy())
+    return images
+
+
+def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="scores",
+               min_agreement=MIN_AGREEMENT, max_miou_drop=MAX_MIOU_DROP, representative=200,
+               max_images=None, output_stride=None, log=print):
     """Export the best checkpoint of the run at ``run_path`` to the folder ``out``.
 
-    Returns the metadata dict (also written to ``out/metadata.json``). Raises ``ExportError`` when
-    a file fails verification; nothing is left at ``out`` in that case.
+    Float files (float32, float16) must agree with the Keras argmax on ``min_agreement`` of the
+    validation pixels; quantized ones (dynamic, int8) may lose at most ``max_miou_drop`` mIoU
+    points against Keras. Returns the metadata dict (also written to ``out/metadata.json``).
+    Raises ``ExportError`` when a file fails; nothing is left at ``out`` in that case.
     """
+    unknown = [m for m in modes if m not in tflite.MODES]
+    if unknown:
+        raise ExportError(f"unknown TFLite mode(s) {', '.join(unknown)}; available: {', '.join(tflite.MODES)}")
     run = RunDir(run_path)
     if not run.exists:
         raise ExportError(f"{run_path}: not a kseg run folder (no config.json)")
@@ -71,10 +92,14 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False,
     tmp.mkdir()
     try:
         savedmodel.save(model, tmp / "saved_model", height, width)
+        calib = representative_images(config, representative) if "int8" in modes else None
+        if calib is not None:
+            log(f"int8: calibrating on {len(calib)} training images")
         files = {}
         for mode in modes:
             path = tmp / tflite_name(mode)
-            path.write_bytes(tflite.convert(model, height, width, mode))
+            path.write_bytes(tflite.convert(model, height, width, mode, representative=calib,
+                                            output=output))
             files[mode] = path
 
         val = config.open_source("val")
@@ -83,17 +108,21 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False,
             ds = ds.unbatch().take(int(max_images)).batch(8)
         results = verify(model, files, ds, len(classes), config.ignore_index)
         log(f"verified on {results['images']} validation images of {val.where}")
-        failures = [
-            f"{tflite_name(m)}: argmax agrees with Keras on {results[m]['agreement']:.2%} of pixels "
-            f"(needs {min_agreement:.2%})"
-            for m in modes
-            if results[m]["agreement"] < min_agreement
-        ]
+        failures = []
+        for m in modes:
+            r = results[m]
+            r["miou_drop_points"] = 100 * (results["keras"]["miou"] - r["miou"])
+            if m in tflite.QUANTIZED and r["miou_drop_points"] > max_miou_drop:
+                failures.append(f"{tflite_name(m)}: loses {r['miou_drop_points']:.2f} mIoU points "
+                                f"against Keras (allowed {max_miou_drop})")
+            elif m not in tflite.QUANTIZED and r["agreement"] < min_agreement:
+                failures.append(f"{tflite_name(m)}: argmax agrees with Keras on {r['agreement']:.2%} "
+                                f"of pixels (needs {min_agreement:.2%})")
         if failures:
             raise ExportError("verification failed, nothing exported:\n  " + "\n  ".join(failures))
 
         meta = make_metadata(
-            classes, height, width, "scores", config.ignore_index,
+            classes, height, width, output, config.ignore_index,
             model={"name": config.model, "options": model_options,
                    "checkpoint": str(model_path), "run": str(run.path)},
             kseg_version=__version__,

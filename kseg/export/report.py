@@ -5,16 +5,19 @@ from pathlib import Path
 
 def format_export(meta, out):
     m = meta["metrics"]
-    rows = [("Keras (reference)", "-", m["keras"]["miou"], m["keras"]["pixel_accuracy"], None)]
+    lines = [
+        f"exported to {Path(out)} ({meta['output']['kind']}) - verified on {m['images']} images of "
+        f"{m['validation_data']}",
+        f"{'model':<24} {'size':>10} {'val mIoU':>9} {'drop (pts)':>10} {'pixel acc':>10} "
+        f"{'agrees w/ Keras':>16}",
+        f"{'Keras (reference)':<24} {'-':>10} {m['keras']['miou']:>9.4f} {'-':>10} "
+        f"{m['keras']['pixel_accuracy']:>10.4f} {'-':>16}",
+    ]
     for key, value in m.items():
         if isinstance(value, dict) and "agreement" in value:
-            rows.append((f"model_{key}.tflite", f"{value['size_bytes'] / 1024:.0f} KB",
-                         value["miou"], value["pixel_accuracy"], value["agreement"]))
-    lines = [
-        f"exported to {Path(out)} - verified on {m['images']} images of {m['validation_data']}",
-        f"{'model':<24} {'size':>10} {'val mIoU':>9} {'pixel acc':>10} {'agrees w/ Keras':>16}",
-    ]
-    for name, size, miou, acc, agree in rows:
-        agree = "-" if agree is None else f"{agree:.2%}"
-        lines.append(f"{name:<24} {size:>10} {miou:>9.4f} {acc:>10.4f} {agree:>16}")
+            lines.append(
+                f"{'model_' + key + '.tflite':<24} {value['size_bytes'] / 1024:>7.0f} KB "
+                f"{value['miou']:>9.4f} {value['miou_drop_points']:>10.2f} "
+                f"{value['pixel_accuracy']:>10.4f} {value['agreement']:>16.2%}"
+            )
     return "\n".join(lines)

@@ -13,18 +13,35 @@ import tensorflow as tf
 
 
 MODES = ("float32", "float16", "dynamic", "int8")
+QUANTIZED = ("dynamic", "int8")  # judged by mIoU drop; the float modes by argmax agreement
+OUTPUTS = ("scores", "labels")
 # ops allowed to run in float in an int8 graph: the conversions at its ends
 BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
 
 
-def convert(model, height, width, mode="float32", representative=None):
+def _serving_fn(model, output):
+    def scores(images):
+        return {"scores": model(images, training=False)}
+
+    def labels(images):
+        s = model(images, training=False)
+        if s.shape[-1] == 1:  # binary sigmoid output
+            return {"labels": tf.cast(s[..., 0] > 0, tf.int32)}
+        return {"labels": tf.argmax(s, axis=-1, output_type=tf.int32)}
+
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+    return tf.function(scores if output == "scores" else labels)
+
+
+def convert(model, height, width, mode="float32", representative=None, output="scores"):
     """TFLite flatbuffer bytes of ``model`` at ``height`` x ``width`` in ``mode``; ``int8`` needs
     ``representative``, an iterable of uint8 images ``[H, W, 3]`` (a few hundred from the training
-    set)."""
+    set). ``output="labels"`` puts the argmax in the graph: the file returns int32 ``[1, H, W]``."""
     if mode not in MODES:
         raise ValueError(f"unknown TFLite mode {mode!r}; available: {', '.join(MODES)}")
     spec = tf.TensorSpec([1, int(height), int(width), 3], tf.uint8, name="images")
-    fn = tf.function(lambda images: {"scores": model(images, training=False)}).get_concrete_function(spec)
+    fn = _serving_fn(model, output).get_concrete_function(spec)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn])
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -46,7 +63,8 @@ def convert(model, height, width, mode="float32", representative=None):
         converter.representative_dataset = gen
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
-        converter.inference_output_type = tf.int8
+        if output == "scores":
+            converter.inference_output_type = tf.int8
     return converter.convert()
 
 
