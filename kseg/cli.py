@@ -260,19 +260,17 @@ def data_check(path, split, classes, remap, ignore_index, val_fraction):
     click.echo(f"{report.where}: {report.num_examples} valid pairs")
     for (h, w), count in sorted(report.sizes.items(), key=lambda kv: -kv[1]):
         click.echo(f"  size {h}x{w} (HxW): {count}")
-    if report.pixel_counts is not None:
-        freq = report.frequencies()
-        click.echo(f"  {'class':<20} {'pixels':>12} {'share':>8}")
-        for i, name in enumerate(report.classes):
-            click.echo(f"  {i:>2} {name:<17} {int(report.pixel_counts[i]):>12} {freq[i]:>8.2%}")
-        click.echo(f"  {'ignored':<20} {int(report.pixel_counts[-1]):>12}")
+    freq = report.frequencies()
+    click.echo(f"  {'class':<20} {'pixels':>12} {'share':>8}")
+    for i, name in enumerate(report.classes):
+        click.echo(f"  {i:>2} {name:<17} {int(report.pixel_counts[i]):>12} {freq[i]:>8.2%}")
+    click.echo(f"  {'ignored':<20} {int(report.pixel_counts[-1]):>12}")
     for warning in report.warnings():
         click.echo(f"warning: {report.where}: {warning}")
-    if not report.ok:
-        try:
-            report.raise_if_bad()
-        except DatasetError as exc:
-            _fail(exc)
+    try:
+        report.raise_if_bad()
+    except DatasetError as exc:
+        _fail(exc)
 
 
 @main.command()

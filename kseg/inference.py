@@ -42,19 +42,16 @@ class ModelRef:
     def rebuilt(self, input_shape=None, output_stride=None):
         """A ``ModelRef`` whose model is rebuilt with another input shape ((None, None, 3): any
         size) and/or output stride, keeping the weights. Needs the run's configuration."""
-        from kseg.models import rebuild
+        from kseg.models import rebuild_trained
 
         if self.config is None:
             raise ValueError(f"{self.model_path}: no run configuration beside it; cannot rebuild")
-        opts = dict(self.config.model_options)
-        if output_stride is not None:
-            opts["output_stride"] = int(output_stride)
-        opts.pop("weights", None)  # the trained weights are copied, not reloaded
-        shape = input_shape or tuple(self.model.input.shape[1:])
         clone = object.__new__(ModelRef)
         clone.__dict__.update(self.__dict__)
-        clone.model = rebuild(self.model, self.config.model, num_classes=self.model.output.shape[-1],
-                              input_shape=shape, **opts)
+        clone.model, _ = rebuild_trained(
+            self.model, self.config.model, self.config.model_options,
+            input_shape=input_shape or tuple(self.model.input.shape[1:]), output_stride=output_stride,
+        )
         return clone
 
     @property

@@ -15,7 +15,7 @@ from kseg.contract import METADATA, make_metadata, tflite_name
 from kseg.data.pipeline import evaluation_dataset, resize_pair
 from kseg.export import savedmodel, tflite
 from kseg.export.verify import verify
-from kseg.models import load_model, rebuild
+from kseg.models import load_model, rebuild_trained
 from kseg.train.config import TrainConfig
 from kseg.train.rundir import RunDir
 
@@ -48,7 +48,7 @@ def representative_images(config, count):
     order = np.random.default_rng(config.seed).permutation(len(train))[: int(count)]
     images = []
     for i in sorted(order):
-        image, label = resize_pair(*train.load(np.int64(i)), config.image_size)
+        image, _ = resize_pair(*train.load(np.int64(i)), config.image_size)
         images.append(image.numpy())
     return images
 
@@ -79,10 +79,9 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
     model = load_model(model_path, compile=False)
     model_options = dict(config.model_options)
     if output_stride is not None:  # same weights, another output stride (DeepLab)
-        model_options["output_stride"] = int(output_stride)
-        model_options.pop("weights", None)
-        model = rebuild(model, config.model, num_classes=model.output.shape[-1],
-                        input_shape=(height, width, 3), **model_options)
+        model, model_options = rebuild_trained(model, config.model, model_options,
+                                               input_shape=(height, width, 3),
+                                               output_stride=output_stride)
     log(f"exporting {model_path} ({height}x{width}, {len(classes)} classes) to {out}")
 
     out.parent.mkdir(parents=True, exist_ok=True)

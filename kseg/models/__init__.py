@@ -6,7 +6,8 @@ per-pixel class logits ``[B, H, W, num_classes]``.
 
 from kseg.models import deeplab, fcn, unet  # noqa: F401  (register the families)
 from kseg.models.layers import CropToReference, PadToMultiple, Preprocess
-from kseg.models.registry import ModelConfigError, build, names, options, rebuild, register
+from kseg.models.registry import (ModelConfigError, build, names, options, rebuild,
+                                  rebuild_trained, register)
 
 
 
@@ -23,6 +24,7 @@ __all__ = [
     "load_model",
     "build",
     "rebuild",
+    "rebuild_trained",
     "names",
     "options",
     "register",

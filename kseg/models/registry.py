@@ -80,3 +80,15 @@ def rebuild(model, name, *, num_classes, input_shape=(None, None, 3), **opts):
         raise ModelConfigError(f"{name}: the new options change the weights; cannot reuse them")
     new.set_weights(old_w)
     return new
+
+
+def rebuild_trained(model, name, options, *, input_shape, output_stride=None):
+    """A trained ``model`` (built as ``name`` with ``options``) rebuilt at ``input_shape`` and, if
+    given, another ``output_stride``, with its trained weights. Returns (model, options used);
+    pretrained-weight loading is dropped from the options since the trained weights are copied."""
+    opts = dict(options)
+    opts.pop("weights", None)
+    if output_stride is not None:
+        opts["output_stride"] = int(output_stride)
+    new = rebuild(model, name, num_classes=model.output.shape[-1], input_shape=input_shape, **opts)
+    return new, opts

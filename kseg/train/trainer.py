@@ -40,8 +40,10 @@ def resolve_class_weights(config, report):
     """The per-class weights ``config.class_weights`` asks for (a method is computed from the
     training labels), or None."""
     cw = config.class_weights
-    if cw is None or isinstance(cw, list):
-        if cw is not None and len(cw) != len(report.classes):
+    if cw is None:
+        return None
+    if isinstance(cw, list):
+        if len(cw) != len(report.classes):
             raise ValueError(f"{len(cw)} class weights given for {len(report.classes)} classes")
         return cw
     return class_weights(report, cw)
