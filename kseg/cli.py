@@ -1,5 +1,6 @@
 """``kseg`` command line: a thin click shell over the library (kseg.train, kseg.export, ...)."""
 
+import functools
 import json
 import os
 import sys
@@ -53,23 +54,47 @@ def _class_weights(text):
     return text if text is None or text in METHODS else _floats(text, "--class-weights")
 
 
+def _tta(text):
+    from kseg.tta import TTA
+
+    try:
+        return TTA.parse(text) if text else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tta") from None
+
+
 def _fail(exc):
     click.echo(f"error: {exc}", err=True)
     sys.exit(1)
 
 
+DATA_OPTION_NAMES = ("classes", "remap", "ignore_index", "val_fraction", "tfds_data_dir",
+                     "coco_images")
+
+
 def data_options(f):
-    """Options that describe how to read a dataset (shared by train, evaluate and data check)."""
+    """Options that describe how to read a dataset (shared by train, evaluate and data check);
+    the command receives them as one dict, ``data_opts``, ready for ``kseg.data.open_source``."""
+
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        opts = {name: kwargs.pop(name) for name in DATA_OPTION_NAMES}
+        opts["classes"] = _split_classes(opts["classes"])
+        opts["remap"] = _remap(opts["remap"])
+        return f(*args, data_opts=opts, **kwargs)
+
     for opt in reversed([
         click.option("--classes", help="Comma-separated class names (default: classes.txt)."),
         click.option("--remap", help="Label value rewrites FROM:TO[,...]; TO may be 'ignore' "
                      "(e.g. 11:ignore for CamVid, 255:1 for ISBI)."),
         click.option("--ignore-index", type=int, default=DEFAULT_IGNORE_INDEX, show_default=True),
         click.option("--val-fraction", type=float, default=0.2, show_default=True,
-                     help="Share of a single folder held out for validation."),
+                     help="Share of a single folder (or COCO file) held out for validation."),
+        click.option("--tfds-data-dir", help="tensorflow-datasets folder holding prepared data."),
+        click.option("--coco-images", help="Folder of the images a COCO JSON names."),
     ]):
-        f = opt(f)
-    return f
+        wrapper = opt(wrapper)
+    return wrapper
 
 
 @click.group()
@@ -80,7 +105,8 @@ def main():
 
 @main.command()
 @click.option("--data", default="shapes", show_default=True,
-              help="Dataset: 'shapes[:N]' (built in) or a folder with images/ and labels/.")
+              help="Dataset: shapes[:N] (built in), a folder with images/ and labels/, "
+              "camvid:PATH, voc:PATH[:split], cityscapes:PATH, coco:FILE.json, tfds:NAME[:split].")
 @click.option("--val-data", help="Separate validation dataset (default: the data's val split).")
 @data_options
 @click.option("--model", default="unet", show_default=True,
@@ -105,14 +131,26 @@ def main():
               "training labels), or one comma-separated weight per class.")
 @click.option("--learning-rate", type=float, default=1e-3, show_default=True)
 @click.option("--weight-decay", type=float, default=1e-4, show_default=True)
-@click.option("--no-augment", is_flag=True, help="Disable random flips.")
+@click.option("--augment", default="light", show_default=True,
+              help="none | flip | light | strong, or an albumentations pipeline file (JSON/YAML).")
+@click.option("--copy-paste", type=float, default=0.0, show_default=True,
+              help="Probability of pasting objects cut from another training image.")
+@click.option("--copy-paste-classes", help="Comma-separated classes whose objects are pasted or "
+              "moved (default: all).")
+@click.option("--object-transform", type=float, default=0.0, show_default=True,
+              help="Probability of shifting/scaling/mirroring one object (the hole is inpainted "
+              "and ignored).")
+@click.option("--cache", "cache", default=None, help="Cache decoded examples: 'memory' or a file path.")
+@click.option("--fast-data", is_flag=True, help="Let parallel decoding reorder examples (resume no "
+              "longer reproduces the exact batches).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, help="Run folder, e.g. runs/NAME.")
 @click.option("--overwrite", is_flag=True, help="Replace a run folder of another configuration.")
-def train(data, val_data, classes, remap, ignore_index, val_fraction, model, backbone,
+def train(data, val_data, data_opts, model, backbone,
           output_stride, weights, options, sigmoid, epochs,
           batch_size, image_size, loss, loss_weights, focal_gamma, class_weights, learning_rate,
-          weight_decay, no_augment, seed, out, overwrite):
+          weight_decay, augment, copy_paste, copy_paste_classes, object_transform, cache,
+          fast_data, seed, out, overwrite):
     """Train a model; the same command resumes an interrupted run."""
     from kseg.data import DatasetError
     from kseg.models import ModelConfigError
@@ -125,13 +163,14 @@ def train(data, val_data, classes, remap, ignore_index, val_fraction, model, bac
             options[key] = int(value) if key == "output_stride" else value
     try:
         config = TrainConfig(
-            data=data, val_data=val_data, classes=_split_classes(classes), remap=_remap(remap),
-            ignore_index=ignore_index, val_fraction=val_fraction, image_size=image_size,
+            data=data, val_data=val_data, **data_opts, image_size=image_size,
             model=model, model_options=options, sigmoid=sigmoid, epochs=epochs,
             batch_size=batch_size, loss=loss, loss_weights=_floats(loss_weights, "--loss-weights"),
             focal_gamma=focal_gamma, class_weights=_class_weights(class_weights),
             learning_rate=learning_rate, weight_decay=weight_decay,
-            augment=not no_augment, seed=seed,
+            augment=augment, copy_paste=copy_paste, object_transform=object_transform,
+            object_classes=_split_classes(copy_paste_classes),
+            cache=True if cache == "memory" else cache, deterministic=not fast_data, seed=seed,
         )
         result = run_training(config, out, overwrite=overwrite)
     except (DatasetError, ModelConfigError, RunConflictError, ValueError) as exc:
@@ -140,16 +179,14 @@ def train(data, val_data, classes, remap, ignore_index, val_fraction, model, bac
                f"run folder {result['run']}")
 
 
-def _source_for(ref, data, split, classes, remap, ignore_index, val_fraction):
+def _source_for(ref, data, split, data_opts):
     from kseg.data import open_source
 
     if data is None:
         if ref.config is None:
             raise click.UsageError("this model has no run folder; give --data")
         return ref.config.open_source(split)
-    return open_source(data, split, classes=_split_classes(classes), remap=_remap(remap),
-                       ignore_index=ignore_index, val_fraction=val_fraction,
-                       image_size=ref.input_size or (128, 128))
+    return open_source(data, split, **data_opts, image_size=ref.input_size or (128, 128))
 
 
 @main.command()
@@ -160,7 +197,8 @@ def _source_for(ref, data, split, classes, remap, ignore_index, val_fraction):
 @click.option("--output-stride", type=click.Choice(["8", "16", "32"]),
               help="Evaluate at another output stride with the same weights (DeepLab).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the scores here.")
-def evaluate(model, data, split, classes, remap, ignore_index, val_fraction, output_stride, json_path):
+@click.option("--tta", help="Test-time augmentation, e.g. flip,rotate=-10,-5,5,10,scales=0.75,1,1.25.")
+def evaluate(model, data, split, data_opts, output_stride, json_path, tta):
     """Score MODEL (a run folder or .keras file): per-class IoU, mIoU, pixel accuracy."""
     from kseg.data import DatasetError
     from kseg.inference import ModelRef, evaluate as run_eval, format_scores
@@ -170,9 +208,9 @@ def evaluate(model, data, split, classes, remap, ignore_index, val_fraction, out
         ref = ModelRef(model)
         if output_stride:
             ref = ref.rebuilt(output_stride=int(output_stride))
-        source = _source_for(ref, data, split, classes, remap, ignore_index, val_fraction)
+        source = _source_for(ref, data, split, data_opts)
         source.scan().raise_if_bad()
-        result = run_eval(ref, source)
+        result = run_eval(ref, source, tta=_tta(tta))
     except (DatasetError, FileNotFoundError, ValueError, ModelConfigError) as exc:
         _fail(exc)
     click.echo(format_scores(result, f"{ref.model_path} on {result['data']} ({result['images']} images)"))
@@ -191,12 +229,13 @@ def evaluate(model, data, split, classes, remap, ignore_index, val_fraction, out
 @click.argument("model")
 @click.argument("images", nargs=-1, required=True)
 @click.option("--out", required=True, help="Folder for masks and overlays.")
-def predict(model, images, out):
+@click.option("--tta", help="Test-time augmentation, e.g. flip,rotate=-5,5,scales=0.75,1,1.25.")
+def predict(model, images, out, tta):
     """Segment IMAGES with MODEL; writes coloured masks, overlays and label PNGs."""
     from kseg.inference import ModelRef, predict_files
 
     try:
-        written = predict_files(ModelRef(model), images, out)
+        written = predict_files(ModelRef(model), images, out, tta=_tta(tta))
     except (FileNotFoundError, ValueError) as exc:
         _fail(exc)
     click.echo(f"wrote {len(written)} files to {out}")
@@ -247,13 +286,12 @@ def data():
 @click.argument("path")
 @click.option("--split", default="train", show_default=True)
 @data_options
-def data_check(path, split, classes, remap, ignore_index, val_fraction):
+def data_check(path, split, data_opts):
     """Scan a dataset: counts, sizes, per-class pixel shares; exit 1 if anything is wrong."""
     from kseg.data import DatasetError, open_source
 
     try:
-        source = open_source(path, split, classes=_split_classes(classes), remap=_remap(remap),
-                             ignore_index=ignore_index, val_fraction=val_fraction)
+        source = open_source(path, split, **data_opts)
         report = source.scan()
     except DatasetError as exc:
         _fail(exc)

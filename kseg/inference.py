@@ -61,9 +61,27 @@ class ModelRef:
         return None if h is None or w is None else (int(h), int(w))
 
 
-def evaluate(ref, source, image_size=None, batch_size=8):
+def for_tta(ref, tta):
+    """``ref`` ready for ``tta``: rescaled passes need a model that takes any input size."""
+    if tta is None or not tta.needs_any_size or ref.input_size is None:
+        return ref
+    if ref.config is None:
+        raise ValueError(f"{ref.model_path}: TTA scales need a model of any input size, and this "
+                         "file has no run configuration to rebuild it; use scales=1")
+    return ref.rebuilt(input_shape=(None, None, 3))
+
+
+def label_batch(ref, images, tta=None):
+    """Label maps [N, H, W] for a uint8 batch, with test-time augmentation if ``tta`` is given."""
+    if tta is None:
+        return scores_to_labels(ref.model.predict_on_batch(images))
+    return np.stack([tta.predict_labels(ref.model.predict_on_batch, im) for im in np.asarray(images)])
+
+
+def evaluate(ref, source, image_size=None, batch_size=8, tta=None):
     """Scores of ``ref`` on every example of ``source`` (resized to ``image_size``, by default the
-    model's input size) as ``kseg.metrics.scores`` plus the confusion matrix."""
+    model's input size) as ``kseg.metrics.scores`` plus the confusion matrix; ``tta``: a
+    ``kseg.tta.TTA`` to average over transformed inputs."""
     from kseg.data.pipeline import evaluation_dataset
 
     image_size = image_size or ref.input_size or (ref.config.image_size if ref.config else None)
@@ -73,31 +91,34 @@ def evaluate(ref, source, image_size=None, batch_size=8):
         raise ValueError(
             f"{source.where} has {len(source.classes)} classes but the model predicts {len(ref.classes)}"
         )
+    ref = for_tta(ref, tta)
     cm = np.zeros((len(ref.classes),) * 2, np.int64)
     for images, labels in evaluation_dataset(source, image_size, batch_size):
-        pred = scores_to_labels(ref.model.predict_on_batch(images))
+        pred = label_batch(ref, images, tta)
         cm += kmetrics.confusion_matrix(np.asarray(labels), pred, len(ref.classes), source.ignore_index)
     result = kmetrics.scores(cm)
     result["confusion_matrix"] = cm.tolist()
     result["classes"] = list(ref.classes)
     result["images"] = len(source)
     result["data"] = source.where
+    if tta is not None:
+        result["tta"] = str(tta)
     return result
 
 
-def predict_labels(ref, image):
+def predict_labels(ref, image, tta=None):
     """Label map ``[H, W]`` of a PIL image at its own size (resized to the model's input size if
     the model has a fixed one; ``ref.rebuilt((None, None, 3))`` predicts at the image's size)."""
     rgb = image.convert("RGB")
     size = ref.input_size
     x = np.asarray(rgb if size is None else rgb.resize((size[1], size[0]), Image.BILINEAR))
-    labels = scores_to_labels(ref.model.predict_on_batch(x[None]))[0].astype(np.uint8)
+    labels = label_batch(ref, x[None], tta)[0].astype(np.uint8)
     if labels.shape != (rgb.height, rgb.width):
         labels = np.asarray(Image.fromarray(labels).resize(rgb.size, Image.NEAREST))
     return labels
 
 
-def predict_files(ref, paths, out_dir):
+def predict_files(ref, paths, out_dir, tta=None):
     """Write ``<stem>_mask.png`` (colours), ``<stem>_overlay.png`` and ``<stem>_labels.png`` (class
     indices) for every image; returns the written paths."""
     out_dir = Path(out_dir)
@@ -112,7 +133,7 @@ def predict_files(ref, paths, out_dir):
                 image = im.convert("RGB")
         except OSError as exc:
             raise ValueError(f"{path}: cannot read image ({exc})") from None
-        labels = predict_labels(ref, image)
+        labels = predict_labels(ref, image, tta)
         n = len(ref.classes)
         targets = {
             out_dir / f"{path.stem}_mask.png": Image.fromarray(colourize(labels, n)),

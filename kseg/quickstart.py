@@ -24,6 +24,7 @@ RECIPE = TrainConfig(
     epochs=10,
     batch_size=16,
     learning_rate=3e-3,
+    augment="flip",
 )
 
 

@@ -1,7 +1,17 @@
 """Datasets by spec: ``open_source(spec, split, **options)``.
 
-Specs: ``shapes`` (built in, generated), or a folder path (see ``kseg.data.folder``). Later loaders
-register a ``scheme`` with ``register_loader`` and are reached as ``scheme:ARG``.
+Specs (``kseg train --data``):
+
+- ``shapes`` / ``shapes:N`` — the built-in generated dataset (offline, any size);
+- ``folder:PATH`` or a plain PATH — ``images/`` + ``labels/`` (+ ``classes.txt``), see ``folder``;
+- ``camvid:PATH[:split]`` — CamVid (SegNet layout; void 11 -> ignore);
+- ``voc:PATH[:split]`` — Pascal VOC (``ImageSets/Segmentation/<split>.txt``);
+- ``cityscapes:PATH[:split]`` — Cityscapes fine labels mapped to the 19 train ids;
+- ``coco:FILE.json`` — COCO panoptic or instances annotations rendered as semantic masks;
+- ``tfds:NAME[:split]`` — a prepared tensorflow-datasets dataset (``tfds_data_dir``).
+
+A split written in the spec overrides the split asked for. Loaders are added with
+``register_loader(scheme)``.
 """
 
 import os
@@ -21,6 +31,14 @@ def register_loader(scheme):
     return wrap
 
 
+def split_spec(arg):
+    """``"PATH:split"`` -> (PATH, split); ``"PATH"`` -> (PATH, None). An existing path wins."""
+    if not arg or os.path.exists(arg) or ":" not in arg:
+        return arg, None
+    path, _, split = arg.rpartition(":")
+    return path, split or None
+
+
 @register_loader("shapes")
 def _shapes(arg, split, *, image_size=(128, 128), seed=0, count=None, **_):
     if arg:  # "shapes:N": N training images, a fifth as many for validation
@@ -36,15 +54,63 @@ def _folder(arg, split, *, classes=None, remap=None, ignore_index=255, val_fract
     )
 
 
+@register_loader("camvid")
+def _camvid(arg, split, *, classes=None, remap=None, ignore_index=255, **_):
+    from kseg.data.camvid import CamVidSource
+
+    path, explicit = split_spec(arg)
+    return CamVidSource(path, explicit or split, classes=classes, remap=remap, ignore_index=ignore_index)
+
+
+@register_loader("voc")
+def _voc(arg, split, *, classes=None, remap=None, ignore_index=255, **_):
+    from kseg.data.voc import VOCSource
+
+    path, explicit = split_spec(arg)
+    return VOCSource(path, explicit or split, classes=classes, remap=remap, ignore_index=ignore_index)
+
+
+@register_loader("cityscapes")
+def _cityscapes(arg, split, *, remap=None, ignore_index=255, **_):
+    from kseg.data.cityscapes import CityscapesSource
+
+    path, explicit = split_spec(arg)
+    return CityscapesSource(path, explicit or split, remap=remap, ignore_index=ignore_index)
+
+
+@register_loader("coco")
+def _coco(arg, split, *, ignore_index=255, val_fraction=0.2, seed=0, coco_images=None, **_):
+    from kseg.data.coco import CocoSource
+
+    return CocoSource(arg, split, images_dir=coco_images, ignore_index=ignore_index,
+                      val_fraction=val_fraction, seed=seed)
+
+
+@register_loader("tfds")
+def _tfds(arg, split, *, classes=None, remap=None, ignore_index=255, tfds_data_dir=None, **_):
+    from kseg.data.tfds_source import TfdsSource
+
+    name, _, explicit = arg.partition(":")  # tfds split names may hold colons: train[:80%]
+    return TfdsSource(name, explicit or split, data_dir=tfds_data_dir, classes=classes,
+                      remap=remap, ignore_index=ignore_index)
+
+
 def loader_names():
     return sorted(_LOADERS)
 
 
-def open_source(spec, split="train", **options):
-    """Open split ``split`` of dataset ``spec``; options go to the loader (unused ones are ignored).
+def without_split(spec):
+    """``spec`` with an explicit ``:split`` removed (the val split of a training spec)."""
+    scheme, sep, arg = str(spec).partition(":")
+    if scheme in ("camvid", "voc", "cityscapes"):
+        return f"{scheme}:{split_spec(arg)[0]}"
+    if scheme == "tfds":
+        return f"tfds:{arg.partition(':')[0]}"
+    return str(spec)
 
-    ``spec``: ``shapes``, ``shapes:COUNT``, ``folder:PATH`` or a plain PATH.
-    """
+
+def open_source(spec, split="train", **options):
+    """Open split ``split`` of dataset ``spec``; options go to the loader (unused ones are ignored)."""
     spec = str(spec)
     scheme, _, arg = spec.partition(":")
     if scheme in _LOADERS and not os.path.exists(spec):
@@ -67,4 +133,5 @@ __all__ = [
     "parse_remap",
     "register_loader",
     "loader_names",
+    "without_split",
 ]

@@ -1,11 +1,20 @@
-"""tf.data input pipelines: index -> decode -> resize -> (augment) -> batch -> prefetch.
+"""tf.data input pipelines: index -> decode -> resize -> augment -> batch -> prefetch.
 
 Training order is a pure function of (seed, epoch): each epoch shuffles example indices with a
 stateless permutation and draws augmentation randomness from stateless seeds, so a run resumed at
-epoch k sees exactly the batches the uninterrupted run would have seen.
+epoch k sees exactly the batches the uninterrupted run would have seen. Sources without access by
+index (tfds ``tfrecord`` data) and cached pipelines shuffle with a buffer seeded by (seed, epoch),
+which is just as reproducible.
+
+``cache``: keep decoded, resized examples in memory (``True``) or in a cache file (a path), so
+later epochs skip JPEG/PNG decoding; augmentation still runs fresh each epoch.
+``deterministic=False`` lets parallel decoding deliver out of order (a little faster; then a
+resumed run no longer repeats the exact batch composition).
 """
 
 import tensorflow as tf
+
+from kseg.data.augment import Augmentation
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -21,15 +30,35 @@ def resize_pair(image, label, size):
     return image, label
 
 
-def _flip(image, label, seed):
-    flip = tf.random.stateless_uniform([], seed=seed) < 0.5
-    image = tf.cond(flip, lambda: tf.reverse(image, [1]), lambda: image)
-    label = tf.cond(flip, lambda: tf.reverse(label, [1]), lambda: label)
-    return image, label
+def as_augmentation(augment, ignore_index=255):
+    """``Augmentation`` from a preset name / file path / bool / ``Augmentation``."""
+    if isinstance(augment, Augmentation):
+        return augment
+    if augment is True:
+        augment = "light"
+    if augment in (False, None):
+        augment = "none"
+    return Augmentation(str(augment), ignore_index=ignore_index)
+
+
+def _resized(source, image_size, cache=None, deterministic=True):
+    """Dataset of every resized example, in source order (cached if asked)."""
+    if getattr(source, "random_access", True):
+        ds = tf.data.Dataset.range(len(source)).map(
+            lambda i: resize_pair(*source.load(i), image_size),
+            num_parallel_calls=AUTOTUNE, deterministic=deterministic,
+        )
+    else:
+        ds = source.stream().map(lambda im, lb: resize_pair(im, lb, image_size),
+                                 num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    if cache:
+        ds = ds.cache("" if cache is True else str(cache))
+    return ds
 
 
 def training_dataset(
-    source, image_size, batch_size, *, epochs, initial_epoch=0, seed=0, augment=True
+    source, image_size, batch_size, *, epochs, initial_epoch=0, seed=0, augment="light",
+    cache=None, deterministic=True,
 ):
     """Batches for epochs ``initial_epoch .. epochs-1``; returns (dataset, steps_per_epoch).
 
@@ -42,34 +71,55 @@ def training_dataset(
             f"{source.where}: {n} training examples cannot fill one batch of {batch_size}; "
             f"lower --batch-size"
         )
+    aug = as_augmentation(augment, getattr(source, "ignore_index", 255))
+    num_classes = len(source.classes)
+    per_epoch = steps * batch_size
+    by_index = getattr(source, "random_access", True) and not cache
 
-    def epoch_indices(epoch):
-        i = tf.data.Dataset.range(steps * batch_size)
-        return i.map(
-            lambda k: (
+    def example_seed(epoch, k):
+        return tf.stack([tf.cast(epoch, tf.int64) * n + k, tf.cast(seed, tf.int64)])
+
+    def augment_one(image, label, ex_seed, donor=None):
+        return aug.apply(image, label, ex_seed, donor=donor, num_classes=num_classes)
+
+    if by_index:
+        def epoch_indices(epoch):
+            k = tf.data.Dataset.range(per_epoch)
+            return k.map(lambda k: (
                 tf.random.experimental.index_shuffle(k, [seed, epoch], n - 1),
-                tf.stack([tf.cast(epoch, tf.int64) * n + k, tf.cast(seed, tf.int64)]),
-            )
-        )
+                tf.random.experimental.index_shuffle(k, [seed + 7919, epoch], n - 1),
+                example_seed(epoch, k),
+            ))
 
-    def load(index, example_seed):
-        image, label = resize_pair(*source.load(index), image_size)
-        if augment:
-            image, label = _flip(image, label, example_seed)
-        return image, label
+        def load(index, donor_index, ex_seed):
+            image, label = resize_pair(*source.load(index), image_size)
+            donor = resize_pair(*source.load(donor_index), image_size) if aug.needs_donor else None
+            return augment_one(image, label, ex_seed, donor)
 
-    ds = tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_indices)
-    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=True)
+        ds = tf.data.Dataset.range(initial_epoch, epochs).flat_map(epoch_indices)
+        ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    else:
+        base = _resized(source, image_size, cache, deterministic)
+        ds = None
+        for epoch in range(initial_epoch, epochs):
+            shuffled = base.shuffle(min(n, 2048), seed=seed * 100_003 + epoch,
+                                    reshuffle_each_iteration=False).take(per_epoch)
+            if aug.needs_donor:
+                donors = base.shuffle(min(n, 2048), seed=seed * 100_003 + epoch + 50_000,
+                                      reshuffle_each_iteration=False).repeat()
+                part = tf.data.Dataset.zip(shuffled, donors)
+                part = part.enumerate().map(
+                    lambda k, ex, e=epoch: augment_one(*ex[0], example_seed(e, k), donor=ex[1]),
+                    num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+            else:
+                part = shuffled.enumerate().map(
+                    lambda k, ex, e=epoch: augment_one(*ex, example_seed(e, k)),
+                    num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+            ds = part if ds is None else ds.concatenate(part)
     ds = ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
     return ds, steps
 
 
-def evaluation_dataset(source, image_size, batch_size):
+def evaluation_dataset(source, image_size, batch_size, cache=None):
     """All examples of ``source`` in order, resized to ``image_size``, batched, prefetched."""
-    ds = tf.data.Dataset.range(len(source))
-    ds = ds.map(
-        lambda i: resize_pair(*source.load(i), image_size),
-        num_parallel_calls=AUTOTUNE,
-        deterministic=True,
-    )
-    return ds.batch(batch_size).prefetch(AUTOTUNE)
+    return _resized(source, image_size, cache).batch(batch_size).prefetch(AUTOTUNE)

@@ -25,12 +25,21 @@ class TrainConfig:
     loss_weights: list = None  # one weight per part of a summed loss
     focal_gamma: float = 2.0
     class_weights: object = None  # None | inverse | median-frequency | enet | [w per class]
-    augment: bool = True
+    augment: str = "light"  # none | flip | light | strong | albumentations JSON/YAML file
+    copy_paste: float = 0.0  # probability of pasting objects from another training image
+    object_transform: float = 0.0  # probability of moving one object within the image
+    object_classes: list = None  # class names for copy-paste / object moves (None: all)
+    cache: object = None  # None | True (memory) | path of a cache file: decoded examples
+    deterministic: bool = True  # exact batch order (resume reproduces); False: a bit faster
+    tfds_data_dir: str = None
+    coco_images: str = None
     seed: int = 0
 
     def __post_init__(self):
         self.image_size = tuple(int(v) for v in self.image_size)
         self.remap = {int(k): v for k, v in (self.remap or {}).items()}
+        if isinstance(self.augment, bool):  # configs written before presets existed
+            self.augment = "flip" if self.augment else "none"
         problems = []
         if len(self.image_size) != 2 or min(self.image_size) < 8:
             problems.append(f"image_size must be two sizes >= 8, got {self.image_size}")
@@ -47,6 +56,9 @@ class TrainConfig:
         cw = self.class_weights
         if cw is not None and not isinstance(cw, list) and cw not in METHODS:
             problems.append(f"class_weights must be one of {', '.join(METHODS)} or a list, got {cw!r}")
+        for name in ("copy_paste", "object_transform"):
+            if not 0 <= float(getattr(self, name)) <= 1:
+                problems.append(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -58,6 +70,8 @@ class TrainConfig:
             "val_fraction": self.val_fraction,
             "image_size": self.image_size,
             "seed": self.seed,
+            "tfds_data_dir": self.tfds_data_dir,
+            "coco_images": self.coco_images,
         }
 
     def to_json(self):
@@ -76,11 +90,28 @@ class TrainConfig:
 
     def open_source(self, split):
         """The ``train`` or ``val`` split this configuration names (kseg.data sources)."""
-        from kseg.data import open_source
+        from kseg.data import open_source, without_split
 
         options = self.source_options()
         if self.val_data:  # separate validation data: neither side is carved into a split
             options["val_fraction"] = 0.0
             if split == "val":
                 return open_source(self.val_data, "val", **options)
+        if split != "train":  # "voc:PATH:trainaug" names the training split only
+            return open_source(without_split(self.data), split, **options)
         return open_source(self.data, split, **options)
+
+    def augmentation(self, classes):
+        """The ``kseg.data.augment.Augmentation`` this configuration asks for."""
+        from kseg.data.augment import Augmentation
+
+        ids = None
+        if self.object_classes:
+            unknown = [c for c in self.object_classes if c not in classes]
+            if unknown:
+                raise ValueError(f"object classes {unknown} are not classes of the data "
+                                 f"({', '.join(classes)})")
+            ids = tuple(classes.index(c) for c in self.object_classes)
+        return Augmentation(self.augment, copy_paste=self.copy_paste,
+                            object_transform=self.object_transform, object_classes=ids,
+                            ignore_index=self.ignore_index)

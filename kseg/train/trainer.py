@@ -100,9 +100,11 @@ def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print):
     keras.utils.set_random_seed(config.seed + done)
     train_ds, steps = training_dataset(
         train_src, config.image_size, config.batch_size, epochs=config.epochs,
-        initial_epoch=done, seed=config.seed, augment=config.augment,
+        initial_epoch=done, seed=config.seed, augment=config.augmentation(list(train_src.classes)),
+        cache=config.cache, deterministic=config.deterministic,
     )
-    val_ds = evaluation_dataset(val_src, config.image_size, config.batch_size)
+    val_ds = evaluation_dataset(val_src, config.image_size, config.batch_size,
+                                cache=bool(config.cache) or None)
     if done:
         log(f"resuming {run.path} after epoch {done} from {run.checkpoint_path()}")
         model = models.load_model(run.checkpoint_path())

@@ -1,0 +1,177 @@
+"""``PairSource``: a split made of (image file, label file) pairs, the base of every file loader.
+
+A loader (folder, CamVid, VOC, Cityscapes, COCO) only finds its pairs, names its classes and says
+how a label file becomes class indices: a 256-entry lookup ``table`` over the stored values (remaps,
+Cityscapes' label ids -> train ids), or its own ``read_label`` (COCO renders masks from JSON).
+Checking, streaming decode in ``tf.data`` and numpy loading are shared here.
+"""
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from kseg.data.base import DatasetError, Report, Source
+
+LABEL_MODES = ("L", "P")
+
+
+def parse_remap(text):
+    """``"11:ignore,255:1"`` -> ``{11: "ignore", 255: 1}`` (values resolved later)."""
+    if not text:
+        return {}
+    out = {}
+    for item in str(text).split(","):
+        try:
+            src, dst = item.split(":")
+            out[int(src)] = "ignore" if dst.strip() == "ignore" else int(dst)
+        except ValueError:
+            raise ValueError(
+                f"bad remap entry {item!r}: expected FROM:TO with integers 0..255 or TO=ignore"
+            ) from None
+    return out
+
+
+def remap_table(remap, ignore_index, base=None):
+    """A 256-entry uint8 lookup table: ``base`` (default identity) with ``remap`` applied."""
+    table = np.arange(256, dtype=np.uint8) if base is None else np.array(base, dtype=np.uint8)
+    for src, dst in (remap or {}).items():
+        dst = ignore_index if dst == "ignore" else dst
+        if not (0 <= int(src) <= 255 and 0 <= int(dst) <= 255):
+            raise ValueError(f"remap {src}:{dst}: values must be in 0..255")
+        table[int(src)] = int(dst)
+    return table
+
+
+def read_classes(path):
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetError(path, [(path, "class list not found")])
+    names = [ln.strip() for ln in path.read_text().splitlines() if ln.strip()]
+    if not names:
+        raise DatasetError(path, [(path, "class list is empty")])
+    return tuple(names)
+
+
+def carve_split(keys, split, val_fraction, seed):
+    """Deterministically hold out ``val_fraction`` of ``keys`` as ``val``; the rest is ``train``."""
+    keys = list(keys)
+    if not val_fraction or split not in ("train", "val") or len(keys) < 2:
+        return keys
+    order = np.random.default_rng(seed).permutation(len(keys))
+    n_val = max(1, int(round(len(keys) * float(val_fraction))))
+    chosen = order[len(keys) - n_val:] if split == "val" else order[: len(keys) - n_val]
+    return [keys[i] for i in sorted(chosen)]
+
+
+class PairSource(Source):
+    """Subclasses set ``pairs`` (list of (image path, label path)), ``classes``, ``ignore_index``,
+    ``where``, and either ``table`` or an overriding ``read_label``; ``problems`` collects what
+    was wrong with the listing itself (missing partners, duplicates)."""
+
+    table = None
+    remap = None
+    label_modes = LABEL_MODES
+
+    def __init__(self):
+        self.pairs = []
+        self.problems = []
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def empty_problem(self):
+        return (self.where, "empty dataset: no image/label pairs found")
+
+    # -- labels ---------------------------------------------------------------------------
+    def decode_label(self, stored):
+        """Class indices from the stored label array."""
+        return stored if self.table is None else self.table[stored]
+
+    def read_label(self, path):
+        with Image.open(path) as lb:
+            if lb.mode not in self.label_modes:
+                raise ValueError(f"label has mode {lb.mode}; expected a single-channel PNG of "
+                                 f"class indices ({' or '.join(self.label_modes)})")
+            return self.decode_label(np.asarray(lb)).astype(np.uint8)
+
+    # -- checking -------------------------------------------------------------------------
+    def check_pair(self, pair):
+        """(problems, (h, w) or None, label value counts or None) for one pair."""
+        image_path, label_path = pair
+        problems = []
+        try:
+            with Image.open(image_path) as im:
+                im.load()
+                image_size = im.size
+        except Exception as exc:  # PIL raises several types for bad files
+            problems.append((image_path, f"unreadable or truncated image ({exc})"))
+            image_size = None
+        try:
+            values = self.read_label(label_path)
+        except ValueError as exc:
+            problems.append((label_path, str(exc)))
+            return problems, None, None
+        except Exception as exc:
+            problems.append((label_path, f"unreadable or truncated label ({exc})"))
+            return problems, None, None
+        label_size = (values.shape[1], values.shape[0])
+        if image_size is not None and image_size != label_size:
+            problems.append(
+                (label_path, f"size {label_size[0]}x{label_size[1]} differs from its image "
+                             f"{Path(image_path).name} ({image_size[0]}x{image_size[1]}) (WxH)")
+            )
+        counts = np.bincount(values.ravel(), minlength=256)
+        bad = [v for v in np.nonzero(counts)[0] if v >= len(self.classes) and v != self.ignore_index]
+        if bad:
+            shown = ", ".join(str(int(v)) for v in bad[:8])
+            problems.append(
+                (label_path, f"label value(s) {shown} are neither a class (0..{len(self.classes) - 1}) "
+                             f"nor the ignore index {self.ignore_index}"
+                             + (" after remapping" if self.remap else ""))
+            )
+        return problems, (label_size[1], label_size[0]), counts
+
+    def scan(self):
+        report = Report(self.where, self.classes, self.ignore_index)
+        report.problems.extend(self.problems)
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for problems, size, counts in pool.map(self.check_pair, self.pairs):
+                report.problems.extend(problems)
+                if not problems and counts is not None:
+                    report.add(size, counts)
+        if not self.pairs and not report.problems:
+            report.problems.append(self.empty_problem())
+        return report
+
+    # -- loading --------------------------------------------------------------------------
+    def load_numpy(self, index):
+        image_path, label_path = self.pairs[int(index)]
+        with Image.open(image_path) as im:
+            image = np.asarray(im.convert("RGB"))
+        return image, self.read_label(label_path)
+
+    def load(self, index):
+        import tensorflow as tf
+
+        images = tf.constant([str(p) for p, _ in self.pairs])
+        labels = tf.constant([str(p) for _, p in self.pairs])
+        image = tf.io.decode_image(
+            tf.io.read_file(tf.gather(images, index)), channels=3, expand_animations=False
+        )
+        # Labels are decoded with PIL: tf.io.decode_png expands palette PNGs to colours.
+        label = tf.numpy_function(
+            lambda p: self.read_label(p.decode()), [tf.gather(labels, index)], tf.uint8,
+            stateful=False,
+        )
+        image = tf.ensure_shape(image, (None, None, 3))
+        label.set_shape((None, None))
+        return image, label
+
+
+def require_dir(path, what):
+    path = Path(path)
+    if not path.is_dir():
+        raise DatasetError(path, [(path, f"missing folder ({what})")])
+    return path

@@ -1,0 +1,151 @@
+"""Test-time augmentation: predict the same image several times — mirrored, slightly rotated,
+rescaled — map every prediction back onto the original pixel grid and average the class
+probabilities.
+
+``TTA.parse("flip,rotate=-10,-5,5,10,scales=0.75,1,1.25")`` makes these passes: every scale, each
+with and without mirroring, plus every rotation at scale 1. Rotations turn about the image centre;
+the corners they bring into view are filled by reflection for the model's sake, and pixels of the
+original that a rotation moves out of view are left out of that pass's vote (each pixel's average
+runs over the passes that saw it). Scales other than 1 need a model that takes any input size.
+"""
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+
+def probabilities(scores):
+    """Class probabilities [..., C] from model scores: softmax of logits, or a sigmoid's one
+    channel expanded to (1 - p, p)."""
+    scores = np.asarray(scores, dtype=np.float32)
+    if scores.shape[-1] == 1:
+        p = 1.0 / (1.0 + np.exp(-scores))
+        return np.concatenate([1.0 - p, p], axis=-1)
+    z = scores - scores.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Pass:
+    scale: float = 1.0
+    flip: bool = False
+    angle: float = 0.0
+
+    def forward(self, image):
+        """The transformed model input (uint8 [h', w', 3])."""
+        h, w = image.shape[:2]
+        out = image
+        if self.scale != 1.0:
+            size = (max(8, round(w * self.scale)), max(8, round(h * self.scale)))
+            out = cv2.resize(out, size, interpolation=cv2.INTER_LINEAR)
+        if self.flip:
+            out = out[:, ::-1]
+        if self.angle:
+            out = cv2.warpAffine(np.ascontiguousarray(out), self._rotation(out.shape), out.shape[1::-1],
+                                 flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+        return np.ascontiguousarray(out)
+
+    def inverse(self, probs, size):
+        """(probabilities [H, W, C], valid [H, W]) on the original grid of ``size`` = (H, W)."""
+        valid = np.ones(probs.shape[:2], np.float32)
+        if self.angle:
+            m = self._rotation(probs.shape)
+            flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+            back = [cv2.warpAffine(np.ascontiguousarray(probs[..., i:i + 64]), m, probs.shape[1::-1],
+                                   flags=flags, borderMode=cv2.BORDER_CONSTANT)
+                    for i in range(0, probs.shape[-1], 64)]
+            probs = np.concatenate([b.reshape(b.shape[:2] + (-1,)) for b in back], axis=-1)
+            valid = cv2.warpAffine(valid, m, probs.shape[1::-1], flags=flags,
+                                   borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            valid = (valid > 0.999).astype(np.float32)
+        if self.flip:
+            probs, valid = probs[:, ::-1], valid[:, ::-1]
+        if probs.shape[:2] != tuple(size):
+            h, w = size
+            chans = [cv2.resize(np.ascontiguousarray(probs[..., i:i + 64]), (w, h),
+                                interpolation=cv2.INTER_LINEAR) for i in range(0, probs.shape[-1], 64)]
+            probs = np.concatenate([c.reshape(h, w, -1) for c in chans], axis=-1)
+            valid = cv2.resize(np.ascontiguousarray(valid), (w, h), interpolation=cv2.INTER_NEAREST)
+        return probs, valid
+
+    def _rotation(self, shape):
+        h, w = shape[:2]
+        return cv2.getRotationMatrix2D(((w - 1) / 2.0, (h - 1) / 2.0), self.angle, 1.0)
+
+
+@dataclasses.dataclass
+class TTA:
+    flip: bool = False
+    angles: tuple = ()
+    scales: tuple = (1.0,)
+
+    @classmethod
+    def parse(cls, spec):
+        """``flip,rotate=-10,-5,5,10,scales=0.75,1,1.25``: numbers after ``key=`` belong to it."""
+        flip, angles, scales, key = False, [], [], None
+        for token in [t.strip() for t in str(spec).split(",") if t.strip()]:
+            if "=" in token:
+                key, _, token = token.partition("=")
+                key = key.strip()
+                if key not in ("rotate", "scales"):
+                    raise ValueError(f"TTA: unknown key {key!r} in {spec!r} (flip, rotate=, scales=)")
+            elif token == "flip":
+                flip, key = True, None
+                continue
+            if key is None:
+                raise ValueError(f"TTA: {token!r} in {spec!r} is not flip, rotate=... or scales=...")
+            try:
+                value = float(token)
+            except ValueError:
+                raise ValueError(f"TTA: {token!r} in {spec!r} is not a number") from None
+            if key == "rotate":
+                if abs(value) > 45:
+                    raise ValueError(f"TTA: rotation {value} is not a small angle (|angle| <= 45)")
+                angles.append(value)
+            else:
+                if not 0.25 <= value <= 4:
+                    raise ValueError(f"TTA: scale {value} outside 0.25..4")
+                scales.append(value)
+        return cls(flip=flip, angles=tuple(a for a in angles if a), scales=tuple(scales or [1.0]))
+
+    @property
+    def needs_any_size(self):
+        return any(s != 1.0 for s in self.scales)
+
+    def passes(self):
+        out = [Pass(scale=s, flip=f) for s in self.scales for f in ((False, True) if self.flip else (False,))]
+        out += [Pass(angle=a) for a in self.angles]
+        return out
+
+    def __str__(self):
+        parts = ["flip"] if self.flip else []
+        if self.angles:
+            parts.append("rotate=" + ",".join(f"{a:g}" for a in self.angles))
+        parts.append("scales=" + ",".join(f"{s:g}" for s in self.scales))
+        return ",".join(parts)
+
+    def predict_proba(self, predict, image):
+        """Averaged class probabilities [H, W, C] for one uint8 image [H, W, 3]; ``predict`` maps a
+        uint8 batch [N, h, w, 3] to scores [N, h, w, C] (same-size passes go in one batch)."""
+        image = np.asarray(image)
+        size = image.shape[:2]
+        groups = {}
+        for p in self.passes():
+            x = p.forward(image)
+            groups.setdefault(x.shape, []).append((p, x))
+        total = count = None
+        for items in groups.values():
+            scores = predict(np.stack([x for _, x in items]))
+            for (p, _), s in zip(items, np.asarray(scores)):
+                probs, valid = p.inverse(probabilities(s), size)
+                if total is None:
+                    total = np.zeros(size + (probs.shape[-1],), np.float32)
+                    count = np.zeros(size, np.float32)
+                total += probs * valid[..., None]
+                count += valid
+        return total / np.maximum(count, 1e-6)[..., None]
+
+    def predict_labels(self, predict, image):
+        return np.argmax(self.predict_proba(predict, image), axis=-1).astype(np.uint8)
