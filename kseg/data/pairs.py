@@ -162,7 +162,7 @@ class PairSource(Source):
         )
         # Labels are decoded with PIL: tf.io.decode_png expands palette PNGs to colours.
         label = tf.numpy_function(
-            lambda p: self.read_label(p.decode()), [tf.gather(labels, index)], tf.uint8,
+            lambda p: self.read_label(_text(p)), [tf.gather(labels, index)], tf.uint8,
             stateful=False,
         )
         image = tf.ensure_shape(image, (None, None, 3))
@@ -170,8 +170,8 @@ class PairSource(Source):
         return image, label
 
 
-def require_dir(path, what):
-    path = Path(path)
-    if not path.is_dir():
-        raise DatasetError(path, [(path, f"missing folder ({what})")])
-    return path
+def _text(value):
+    """A path string from what ``tf.numpy_function`` passes (bytes, or a 0-d array eagerly)."""
+    value = value.item() if isinstance(value, np.ndarray) else value
+    return value.decode() if isinstance(value, bytes) else str(value)
+

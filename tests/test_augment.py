@@ -1,0 +1,132 @@
+"""Augmentation: presets, albumentations files, object-level copy-paste and moves, in tf.data."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kseg.data import objects
+from kseg.data.augment import Augmentation, random_scale_crop
+from kseg.data.pipeline import training_dataset
+from kseg.data.shapes import ShapesSource
+
+PALETTE = np.array([[10, 10, 10], [200, 30, 30], [30, 200, 30], [30, 30, 200]], np.uint8)
+
+
+def coded_example(h=48, w=64):
+    """A label with an asymmetric layout and an image whose colour names the class."""
+    label = np.zeros((h, w), np.uint8)
+    label[5:20, 8:30] = 1
+    label[30:44, 40:60] = 2
+    label[25:40, 3:12] = 3
+    return PALETTE[label], label
+
+
+def assert_aligned(image, label, ignore=255):
+    """Away from class borders, each labelled pixel's colour is its class's colour."""
+    from scipy import ndimage
+
+    inner = np.zeros(label.shape, bool)
+    for c in range(len(PALETTE)):
+        inner |= ndimage.binary_erosion(label == c, iterations=2)
+    got = image[inner].astype(int)
+    want = PALETTE[label[inner]].astype(int)
+    assert inner.sum() > 100
+    assert np.mean(np.abs(got - want).max(axis=1) < 40) > 0.98
+
+
+def apply(aug, image, label, seed=(1, 2), donor=None):
+    out = aug.apply(tf.constant(image), tf.constant(label), tf.constant(seed, tf.int64),
+                    donor=None if donor is None else [tf.constant(d) for d in donor], num_classes=4)
+    return out[0].numpy(), out[1].numpy()
+
+
+@pytest.mark.parametrize("preset", ["none", "flip", "light", "strong"])
+def test_presets_keep_shape_values_and_are_seeded(preset):
+    image, label = coded_example()
+    aug = Augmentation(preset)
+    a = apply(aug, image, label)
+    assert a[0].shape == image.shape and a[0].dtype == np.uint8 and a[1].shape == label.shape
+    assert set(np.unique(a[1]).tolist()) <= {0, 1, 2, 3, 255}  # nearest: no blended label values
+    b = apply(aug, image, label)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    if preset != "none":
+        changed = [not np.array_equal(apply(aug, image, label, seed=(s, 0))[1], label) for s in range(8)]
+        assert any(changed)
+
+
+def test_scale_crop_keeps_image_and_label_aligned_and_pads_with_ignore():
+    image, label = coded_example()
+    for s in range(6):
+        seed = tf.constant([s, 3], tf.int64)
+        img, lab = random_scale_crop(tf.constant(image), tf.constant(label), seed, (0.5, 1.5), 255)
+        img, lab = img.numpy(), lab.numpy()
+        assert_aligned(img, lab)
+        if (lab == 255).any():
+            assert (img[lab == 255] == 0).all()  # padding: black image, ignored label
+
+
+def test_albumentations_file_pipeline_warps_image_and_mask_together(tmp_path):
+    import albumentations as A
+
+    path = tmp_path / "aug.json"
+    A.save(A.Compose([A.HorizontalFlip(p=0.5),
+                      A.Affine(scale=(0.7, 1.3), rotate=(-15, 15), fill_mask=255, p=1.0)]), str(path))
+    aug = Augmentation(str(path))
+    image, label = coded_example()
+    for s in range(5):
+        img, lab = apply(aug, image, label, seed=(s, 9))
+        assert not np.array_equal(lab, label)
+        assert_aligned(img, lab)
+    with pytest.raises(ValueError, match="not found"):
+        Augmentation(str(tmp_path / "missing.json"))
+    bad = tmp_path / "bad.json"
+    bad.write_text("{\"nope\": 1}")
+    with pytest.raises(ValueError, match="not an albumentations pipeline"):
+        Augmentation(str(bad))
+
+
+def test_copy_paste_moves_donor_objects_with_their_pixels():
+    image, label = coded_example()
+    donor_label = np.zeros_like(label)
+    donor_label[10:20, 45:55] = 2
+    donor_image = PALETTE[donor_label]
+    rng = np.random.default_rng(0)
+    out_image, out_label = objects.copy_paste(image, label, donor_image, donor_label, rng, [2], flip=False)
+    assert (out_label[10:20, 45:55] == 2).all()
+    assert (out_image[10:20, 45:55] == PALETTE[2]).all()
+    assert np.array_equal(out_label[:, :40], label[:, :40])  # nothing else touched
+    assert_aligned(out_image, out_label)
+    # classes not chosen are never pasted
+    same = objects.copy_paste(image, label, donor_image, donor_label, rng, [1], flip=False)
+    assert np.array_equal(same[1], label)
+
+
+def test_object_transform_moves_one_object_and_ignores_the_hole():
+    image, label = coded_example()
+    rng = np.random.default_rng(3)
+    out_image, out_label = objects.object_transform(image, label, rng, [1], 255, max_shift=0.25)
+    before = label == 1
+    after = out_label == 1
+    assert after.any() and not np.array_equal(before, after)
+    assert 0.5 < after.sum() / before.sum() < 1.6  # scaled by 0.8..1.2 per side
+    assert ((out_label == 255) == (before & ~after)).all()  # uncovered -> ignore, nothing else
+    assert_aligned(out_image, out_label)
+
+
+def test_pipeline_with_copy_paste_and_object_moves_is_reproducible_on_resume():
+    src = ShapesSource("train", count=12, height=32, width=32, seed=0)
+    aug = Augmentation("strong", copy_paste=0.7, object_transform=0.5, object_classes=(1, 2, 3))
+    full, steps = training_dataset(src, (32, 32), 4, epochs=2, augment=aug, seed=5)
+    full = list(full)
+    resumed = list(training_dataset(src, (32, 32), 4, epochs=2, initial_epoch=1, augment=aug, seed=5)[0])
+    assert len(full) == 2 * steps
+    for (x1, y1), (x2, y2) in zip(full[steps:], resumed):
+        assert np.array_equal(x1, x2) and np.array_equal(y1, y2)
+    assert set(np.unique(np.concatenate([y for _, y in full])).tolist()) <= set(range(len(src.classes))) | {255}
+    cached = list(training_dataset(src, (32, 32), 4, epochs=2, augment=aug, seed=5, cache=True)[0])
+    assert len(cached) == 2 * steps
+
+
+def test_bad_probabilities_are_refused():
+    with pytest.raises(ValueError, match="probability"):
+        Augmentation("light", copy_paste=1.5)
