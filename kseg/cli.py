@@ -258,8 +258,10 @@ def predict(model, images, out, tta):
               help="Verify on at most this many validation images (default: all).")
 @click.option("--output-stride", type=click.Choice(["8", "16", "32"]),
               help="Export at another output stride with the same weights (DeepLab).")
+@click.option("--no-rescue", is_flag=True, help="Fail an int8 file over the budget instead of "
+              "keeping its most quantization-hurt layers in float.")
 def export(run, tflite, quantize, representative, output_kind, max_miou_drop, out, overwrite,
-           verify_images, output_stride):
+           verify_images, output_stride, no_rescue):
     """Export RUN's best model (SavedModel + TFLite), verified before it is kept."""
     from kseg.data import DatasetError
     from kseg.export import ExportError, export_run
@@ -271,7 +273,8 @@ def export(run, tflite, quantize, representative, output_kind, max_miou_drop, ou
         meta = export_run(run, out, modes=modes, overwrite=overwrite, output=output_kind,
                           representative=representative, max_miou_drop=max_miou_drop,
                           max_images=verify_images,
-                          output_stride=int(output_stride) if output_stride else None)
+                          output_stride=int(output_stride) if output_stride else None,
+                          rescue=not no_rescue)
     except (ExportError, DatasetError, FileNotFoundError, ModelConfigError) as exc:
         _fail(exc)
     click.echo(format_export(meta, out))

@@ -65,6 +65,11 @@ def test_evaluate_and_predict(run_dir, tmp_path):
     assert scores["miou"] == pytest.approx(best, abs=1e-4)  # same data, same checkpoint
     assert np.asarray(scores["confusion_matrix"]).shape == (5, 5)
     assert (tmp_path / "scores_confusion.png").stat().st_size > 1000
+    r = invoke("evaluate", run_dir, "--tta", "flip,rotate=-5,5,scales=0.75,1", "--json", js)
+    assert r.exit_code == 0, r.output
+    tta_scores = json.loads(js.read_text())
+    assert tta_scores["tta"] == "flip,rotate=-5,5,scales=0.75,1" and 0 < tta_scores["miou"] <= 1
+    assert invoke("evaluate", run_dir, "--tta", "rotate=90").exit_code == 2  # a clear usage error
 
     from PIL import Image
 
@@ -216,4 +221,8 @@ def test_quantized_file_over_the_miou_budget_fails_the_export(run_dir, tmp_path)
                "--max-miou-drop", -1, "--out", out)
     assert r.exit_code == 1
     assert "loses" in r.output and "mIoU points" in r.output
+    assert "int8 rescue" in r.output and "kept in float did not rescue it" in r.output
     assert not out.exists() and not list(tmp_path.glob(".strict*"))
+    r = invoke("export", run_dir, "--tflite", "--quantize", "int8", "--representative", 4,
+               "--max-miou-drop", -1, "--no-rescue", "--out", out)
+    assert r.exit_code == 1 and "int8 rescue" not in r.output and not out.exists()

@@ -55,12 +55,13 @@ def representative_images(config, count):
 
 def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="scores",
                min_agreement=MIN_AGREEMENT, max_miou_drop=MAX_MIOU_DROP, representative=200,
-               max_images=None, output_stride=None, log=print):
+               max_images=None, output_stride=None, rescue=True, log=print):
     """Export the best checkpoint of the run at ``run_path`` to the folder ``out``.
 
     Float files (float32, float16) must agree with the Keras argmax on ``min_agreement`` of the
     validation pixels; quantized ones (dynamic, int8) may lose at most ``max_miou_drop`` mIoU
-    points against Keras. Returns the metadata dict (also written to ``out/metadata.json``).
+    points against Keras; an int8 file that loses more is rescued (``rescue``: its most hurt layers
+    kept in float, see ``kseg.export.rescue``) when possible. Returns the metadata dict (also written to ``out/metadata.json``).
     Raises ``ExportError`` when a file fails; nothing is left at ``out`` in that case.
     """
     unknown = [m for m in modes if m not in tflite.MODES]
@@ -107,13 +108,21 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
             ds = ds.unbatch().take(int(max_images)).batch(8)
         results = verify(model, files, ds, len(classes), config.ignore_index)
         log(f"verified on {results['images']} validation images of {val.where}")
+        keras_miou = results["keras"]["miou"]
+        for m in modes:
+            results[m]["miou_drop_points"] = 100 * (keras_miou - results[m]["miou"])
+        if ("int8" in modes and rescue and results["int8"]["miou_drop_points"] > max_miou_drop):
+            results["int8"] = _rescue_int8(model, height, width, calib, output, files["int8"], ds,
+                                           classes, config.ignore_index, keras_miou,
+                                           max_miou_drop, results["int8"], log)
         failures = []
         for m in modes:
             r = results[m]
-            r["miou_drop_points"] = 100 * (results["keras"]["miou"] - r["miou"])
             if m in tflite.QUANTIZED and r["miou_drop_points"] > max_miou_drop:
+                extra = (f"; {len(r['float_layers'])} layers kept in float did not rescue it"
+                         if r.get("float_layers") else "")
                 failures.append(f"{tflite_name(m)}: loses {r['miou_drop_points']:.2f} mIoU points "
-                                f"against Keras (allowed {max_miou_drop})")
+                                f"against Keras (allowed {max_miou_drop}){extra}")
             elif m not in tflite.QUANTIZED and r["agreement"] < min_agreement:
                 failures.append(f"{tflite_name(m)}: argmax agrees with Keras on {r['agreement']:.2%} "
                                 f"of pixels (needs {min_agreement:.2%})")
@@ -133,3 +142,32 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return meta
+
+
+def _rescue_int8(model, height, width, calib, output, path, ds, classes, ignore_index, keras_miou,
+                 budget, first, log):
+    """Selective quantization of the int8 file at ``path`` until its mIoU drop fits ``budget``;
+    returns its verification entry (with ``float_layers`` and the ``rescue`` tries)."""
+    from kseg.export.rescue import rescue as find_float_layers
+
+    log(f"int8 loses {first['miou_drop_points']:.2f} mIoU points (budget {budget}): "
+        "looking for the layers quantization hurts most")
+    last = {}
+
+    def measure(data):
+        path.write_bytes(data)
+        last["result"] = verify(model, {"int8": path}, ds, len(classes), ignore_index)["int8"]
+        return 100 * (keras_miou - last["result"]["miou"])
+
+    data, layers, drop, tries = find_float_layers(
+        lambda: tflite.make_converter(model, height, width, "int8", calib, output),
+        calib[:32], measure, budget, log=log)
+    if data is None:
+        return {**first, "float_layers": layers, "rescue": tries}
+    path.write_bytes(data)
+    result = dict(last["result"])
+    result["miou_drop_points"] = drop
+    result["float_layers"] = layers
+    result["rescue"] = tries
+    result["size_bytes"] = path.stat().st_size
+    return result

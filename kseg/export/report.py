@@ -20,4 +20,8 @@ def format_export(meta, out):
                 f"{value['miou']:>9.4f} {value['miou_drop_points']:>10.2f} "
                 f"{value['pixel_accuracy']:>10.4f} {value['agreement']:>16.2%}"
             )
+        if isinstance(value, dict) and value.get("float_layers") and "agreement" in value:
+            layers = value["float_layers"]
+            shown = ", ".join(layers[:6]) + (f", ... ({len(layers)} in all)" if len(layers) > 6 else "")
+            lines.append(f"  rescued: {len(layers)} layer(s) kept in float: {shown}")
     return "\n".join(lines)

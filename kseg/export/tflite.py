@@ -38,6 +38,24 @@ def convert(model, height, width, mode="float32", representative=None, output="s
     """TFLite flatbuffer bytes of ``model`` at ``height`` x ``width`` in ``mode``; ``int8`` needs
     ``representative``, an iterable of uint8 images ``[H, W, 3]`` (a few hundred from the training
     set). ``output="labels"`` puts the argmax in the graph: the file returns int32 ``[1, H, W]``."""
+    return make_converter(model, height, width, mode, representative, output).convert()
+
+
+def calibration(images):
+    """A representative-dataset generator over uint8 images ``[H, W, 3]``."""
+    images = list(images)
+    if not images:
+        raise ValueError("int8 quantization needs at least one representative image")
+
+    def gen():
+        for image in images:
+            yield [np.asarray(image, np.uint8)[None]]  # a list: calibrates by input index
+
+    return gen
+
+
+def make_converter(model, height, width, mode="float32", representative=None, output="scores"):
+    """The configured ``tf.lite.TFLiteConverter`` behind ``convert``."""
     if mode not in MODES:
         raise ValueError(f"unknown TFLite mode {mode!r}; available: {', '.join(MODES)}")
     spec = tf.TensorSpec([1, int(height), int(width), 3], tf.uint8, name="images")
@@ -51,21 +69,14 @@ def convert(model, height, width, mode="float32", representative=None, output="s
     elif mode == "int8":
         if representative is None:
             raise ValueError("int8 quantization needs representative images")
-        images = list(representative)
-        if not images:
-            raise ValueError("int8 quantization needs at least one representative image")
-
-        def gen():
-            for image in images:
-                yield [np.asarray(image, np.uint8)[None]]  # a list: calibrates by input index
-
+        gen = calibration(representative)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = gen
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.uint8
         if output == "scores":
             converter.inference_output_type = tf.int8
-    return converter.convert()
+    return converter
 
 
 def op_report(path):
