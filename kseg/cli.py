@@ -280,6 +280,39 @@ def export(run, tflite, quantize, representative, output_kind, max_miou_drop, ou
     click.echo(format_export(meta, out))
 
 
+@main.command()
+@click.argument("folder")
+@click.option("--runs", type=int, default=50, show_default=True, help="Timed runs per file.")
+@click.option("--warmup", type=int, default=5, show_default=True)
+@click.option("--threads", default="1,2", show_default=True, help="Thread counts to time.")
+@click.option("--no-keras", is_flag=True, help="Skip the Keras baseline.")
+@click.option("--doc", default="docs/benchmarks.md", show_default=True,
+              help="Markdown file the table is appended to ('' for none).")
+def benchmark(folder, runs, warmup, threads, no_keras, doc):
+    """Latency of every file in an exported FOLDER (median, p90) beside the Keras model."""
+    from kseg.contract import ContractError
+    from kseg.export.benchmark import benchmark_folder, command_line, format_rows
+
+    try:
+        counts = tuple(int(t) for t in threads.split(",") if t.strip())
+    except ValueError:
+        raise click.BadParameter(f"{threads!r}: expected e.g. 1,2", param_hint="--threads") from None
+    if runs < 1 or not counts or min(counts) < 1:
+        raise click.BadParameter("runs and thread counts must be positive")
+    try:
+        rows = benchmark_folder(folder, runs=runs, warmup=warmup, threads=counts,
+                                keras=not no_keras, log=lambda m: click.echo(m, err=True))
+    except (ContractError, FileNotFoundError) as exc:
+        _fail(exc)
+    table = format_rows(rows, folder, runs, command=command_line())
+    click.echo(table)
+    if doc:
+        from kseg.docs import write_section
+
+        write_section(doc, f"kseg benchmark {folder}", table, replace=False)
+        click.echo(f"appended to {doc}")
+
+
 @main.group()
 def data():
     """Dataset tools."""

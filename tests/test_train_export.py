@@ -8,7 +8,9 @@ import sys
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
+from conftest import REPO
 from kseg.cli import main
 from kseg.contract import read_metadata
 
@@ -117,6 +119,36 @@ print("ok", labels.max())
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("ok")
 
+    # the example app, also without TensorFlow
+    app = REPO / "tools" / "segment_image.py"
+    picture = tmp_path / "street.png"
+    Image.fromarray(np.full((45, 61, 3), 90, np.uint8)).save(picture)
+    code = (f"import sys, runpy; sys.modules['tensorflow'] = None; sys.modules['keras'] = None; "
+            f"sys.argv = ['segment_image.py', {str(out)!r}, {str(picture)!r}, '--out', "
+            f"{str(tmp_path / 'app.png')!r}]; runpy.run_path({str(app)!r}, run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "street.png: 61x45" in proc.stdout
+    assert Image.open(tmp_path / "app.png").size == (122, 45)
+
+
+def test_benchmark_every_file_beside_keras(run_dir, tmp_path):
+    out = tmp_path / "bench"
+    assert invoke("export", run_dir, "--tflite", "--quantize", "float32,int8", "--representative", 4,
+                  "--out", out).exit_code == 0
+    doc = tmp_path / "benchmarks.md"
+    r = invoke("benchmark", out, "--runs", 3, "--doc", doc)
+    assert r.exit_code == 0, r.output
+    for row in ("| Keras (.keras checkpoint) | all |", "| model_float32.tflite | 1 |",
+                "| model_float32.tflite | 2 |", "| model_int8.tflite | 2 |"):
+        assert row in r.output
+    text = doc.read_text()
+    assert "Command: `kseg" in text and "model_int8.tflite" in text
+    r = invoke("benchmark", out, "--runs", 3, "--doc", doc, "--no-keras", "--threads", "1")
+    assert doc.read_text().count("## kseg benchmark") == 2  # appended, not replaced
+    assert invoke("benchmark", tmp_path, "--doc", "").exit_code == 1  # no metadata.json there
+
+
 
 def test_failed_verification_leaves_nothing(run_dir, tmp_path):
     from kseg.export import ExportError, export_run
@@ -156,7 +188,7 @@ def test_losses_and_class_weights_from_the_cli(tmp_path):
 
 
 def test_binary_sigmoid_model_trains_exports_and_runs(tmp_path):
-    from conftest import make_folder
+    from conftest import REPO, make_folder
 
     data = make_folder(tmp_path / "binary", n=10, size=(24, 16))
     out = tmp_path / "run"
