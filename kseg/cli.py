@@ -131,6 +131,15 @@ def main():
               "training labels), or one comma-separated weight per class.")
 @click.option("--learning-rate", type=float, default=1e-3, show_default=True)
 @click.option("--weight-decay", type=float, default=1e-4, show_default=True)
+@click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True)
+@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
+@click.option("--schedule", type=click.Choice(["poly", "cosine", "constant"]), default="cosine",
+              show_default=True, help="Learning-rate schedule over the run (poly: DeepLab's).")
+@click.option("--poly-power", type=float, default=0.9, show_default=True)
+@click.option("--warmup-epochs", type=float, default=0.0, show_default=True,
+              help="Linear warm-up from 0 over this many epochs.")
+@click.option("--early-stopping", type=int, default=None,
+              help="Stop after this many epochs without a better val mIoU.")
 @click.option("--augment", default="light", show_default=True,
               help="none | flip | light | strong, or an albumentations pipeline file (JSON/YAML).")
 @click.option("--copy-paste", type=float, default=0.0, show_default=True,
@@ -149,7 +158,8 @@ def main():
 def train(data, val_data, data_opts, model, backbone,
           output_stride, weights, options, sigmoid, epochs,
           batch_size, image_size, loss, loss_weights, focal_gamma, class_weights, learning_rate,
-          weight_decay, augment, copy_paste, copy_paste_classes, object_transform, cache,
+          weight_decay, optimizer, momentum, schedule, poly_power, warmup_epochs, early_stopping,
+          augment, copy_paste, copy_paste_classes, object_transform, cache,
           fast_data, seed, out, overwrite):
     """Train a model; the same command resumes an interrupted run."""
     from kseg.data import DatasetError
@@ -167,7 +177,9 @@ def train(data, val_data, data_opts, model, backbone,
             model=model, model_options=options, sigmoid=sigmoid, epochs=epochs,
             batch_size=batch_size, loss=loss, loss_weights=_floats(loss_weights, "--loss-weights"),
             focal_gamma=focal_gamma, class_weights=_class_weights(class_weights),
-            learning_rate=learning_rate, weight_decay=weight_decay,
+            learning_rate=learning_rate, weight_decay=weight_decay, optimizer=optimizer,
+            momentum=momentum, schedule=schedule, poly_power=poly_power,
+            warmup_epochs=warmup_epochs, early_stopping=early_stopping,
             augment=augment, copy_paste=copy_paste, object_transform=object_transform,
             object_classes=_split_classes(copy_paste_classes),
             cache=True if cache == "memory" else cache, deterministic=not fast_data, seed=seed,

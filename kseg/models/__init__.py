@@ -16,6 +16,7 @@ def load_model(path, compile=True):
     import keras
 
     from kseg import losses, metrics  # noqa: F401  (register serializable classes)
+    from kseg.train import schedules  # noqa: F401
 
     return keras.models.load_model(path, compile=compile)
 

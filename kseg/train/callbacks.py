@@ -61,3 +61,26 @@ class CommitEpoch(keras.callbacks.Callback):
         entry = {"epoch": epoch + 1, **logs, "seconds": round(time.time() - self._t0, 2),
                  "best": bool(improved)}
         self.run.commit_epoch(self.model, epoch + 1, entry, self.best)
+
+
+def epochs_since_best(entries):
+    """Finished epochs after the best one (by val mIoU) in metrics.json entries."""
+    best = max((e["epoch"] for e in entries if e.get("best")), default=0)
+    last = max((e["epoch"] for e in entries), default=0)
+    return last - best
+
+
+class EarlyStopOnMiou(keras.callbacks.Callback):
+    """Stops when val mIoU has not improved for ``patience`` epochs (read from the run's committed
+    metrics, so the count survives a resume). Runs after ``CommitEpoch``."""
+
+    def __init__(self, run, patience, log=print):
+        super().__init__()
+        self.run, self.patience, self.log = run, int(patience), log
+
+    def on_epoch_end(self, epoch, logs=None):
+        stale = epochs_since_best(self.run.metrics())
+        if stale >= self.patience:
+            self.model.stop_training = True
+            self.log(f"early stopping: val mIoU has not improved for {stale} epochs "
+                     f"(patience {self.patience})")

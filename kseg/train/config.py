@@ -21,6 +21,12 @@ class TrainConfig:
     batch_size: int = 8
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
+    optimizer: str = "adamw"  # adamw | sgd (with momentum)
+    momentum: float = 0.9
+    schedule: str = "cosine"  # poly | cosine | constant
+    poly_power: float = 0.9
+    warmup_epochs: float = 0.0
+    early_stopping: int = None  # stop after this many epochs without a better val mIoU
     loss: str = "ce"  # ce | focal | dice | tversky | sums such as focal+dice
     loss_weights: list = None  # one weight per part of a summed loss
     focal_gamma: float = 2.0
@@ -56,6 +62,16 @@ class TrainConfig:
         cw = self.class_weights
         if cw is not None and not isinstance(cw, list) and cw not in METHODS:
             problems.append(f"class_weights must be one of {', '.join(METHODS)} or a list, got {cw!r}")
+        from kseg.train.schedules import OPTIMIZERS, SCHEDULES
+
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if not 0 <= float(self.warmup_epochs) < int(self.epochs):
+            problems.append(f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
+        if self.early_stopping is not None and int(self.early_stopping) < 1:
+            problems.append(f"early_stopping (patience) must be at least 1, got {self.early_stopping}")
         for name in ("copy_paste", "object_transform"):
             if not 0 <= float(getattr(self, name)) <= 1:
                 problems.append(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")

@@ -83,12 +83,15 @@ class RunDir:
                 return self.path / name
         raise FileNotFoundError(f"{self.path}: no {BEST} or {LAST} (has the run finished an epoch?)")
 
-    def prepare(self, config, overwrite=False):
-        """Create the run or check that it is the same run; returns the state to resume from."""
+    def prepare(self, config, overwrite=False, normalize=None):
+        """Create the run or check that it is the same run; returns the state to resume from.
+        ``normalize`` maps a stored config to today's form (new options with their defaults)."""
         if self.path.exists() and overwrite:
             shutil.rmtree(self.path)
         if self.exists:
             old = self.config()
+            if normalize is not None:
+                old = normalize(old)
             if _identity(old) != _identity(config):
                 diff = sorted(_diff_keys(_identity(old), _identity(config)))
                 raise RunConflictError(

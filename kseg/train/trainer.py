@@ -14,8 +14,9 @@ from kseg import losses, metrics, models
 from kseg.data import DatasetError
 from kseg.data.balance import class_weights
 from kseg.data.pipeline import evaluation_dataset, training_dataset
-from kseg.train.callbacks import CommitEpoch, StopOnNonFinite
+from kseg.train.callbacks import CommitEpoch, EarlyStopOnMiou, StopOnNonFinite, epochs_since_best
 from kseg.train.config import TrainConfig
+from kseg.train.schedules import make_optimizer, make_schedule
 from kseg.train.rundir import RunDir
 
 
@@ -68,11 +69,8 @@ def make_loss(config, weights):
 
 
 def compile_model(model, config, num_classes, steps_per_epoch, weights=None):
-    schedule = keras.optimizers.schedules.CosineDecay(
-        config.learning_rate, decay_steps=max(1, config.epochs * steps_per_epoch), alpha=0.01
-    )
     model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay),
+        optimizer=make_optimizer(config, steps_per_epoch),
         loss=make_loss(config, weights),
         metrics=[metrics.ConfusionMatrix(num_classes, config.ignore_index)],
     )
@@ -89,12 +87,17 @@ def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print):
     run = RunDir(out)
     cfg = config.to_json()
     cfg["classes"] = list(train_src.classes)
-    state = run.prepare(cfg, overwrite=overwrite)
+    state = run.prepare(cfg, overwrite=overwrite, normalize=_normalized)
 
     done = state["epoch"]
     if done >= config.epochs:
         log(f"{run.path}: all {config.epochs} epochs already finished (best val mIoU "
             f"{state['best_miou']:.4f}); nothing to do")
+        return summary(run)
+
+    if config.early_stopping and done and epochs_since_best(run.metrics()) >= config.early_stopping:
+        log(f"{run.path}: stopped early after epoch {done} (no better val mIoU for "
+            f"{config.early_stopping} epochs); nothing to do")
         return summary(run)
 
     keras.utils.set_random_seed(config.seed + done)
@@ -108,6 +111,8 @@ def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print):
     if done:
         log(f"resuming {run.path} after epoch {done} from {run.checkpoint_path()}")
         model = models.load_model(run.checkpoint_path())
+        # the schedule spans the whole run: follow a raised --epochs
+        model.optimizer._learning_rate = make_schedule(config, steps)  # noqa: SLF001
     else:
         model = compile_model(build_model(config, num_classes), config, num_classes, steps, weights)
     if weights is not None:
@@ -121,6 +126,8 @@ def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print):
         CommitEpoch(run, best_miou=state["best_miou"]),
         keras.callbacks.TensorBoard(log_dir=str(run.file("logs")), write_graph=False),
     ]
+    if config.early_stopping:
+        callbacks.append(EarlyStopOnMiou(run, config.early_stopping, log=log))
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     t0 = time.time()
@@ -150,3 +157,10 @@ def summary(run):
                           default={}).get("epoch"),
         "last": entries[-1] if entries else None,
     }
+
+
+def _normalized(stored):
+    """A stored config.json in today's form: options added since it was written get defaults."""
+    out = TrainConfig.from_json(stored).to_json()
+    out["classes"] = stored.get("classes")
+    return out
