@@ -293,6 +293,19 @@ def export(run, tflite, quantize, representative, output_kind, max_miou_drop, ou
 
 
 @main.command()
+@click.argument("run")
+def report(run):
+    """(Re)write RUN/report.html: curves, per-class IoU, confusion matrix, sample overlays."""
+    from kseg.data import DatasetError
+    from kseg.train.report import write_report
+
+    try:
+        write_report(run, log=click.echo)
+    except (DatasetError, FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+
+
+@main.command()
 @click.argument("folder")
 @click.option("--runs", type=int, default=50, show_default=True, help="Timed runs per file.")
 @click.option("--warmup", type=int, default=5, show_default=True)

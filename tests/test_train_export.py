@@ -43,6 +43,10 @@ def test_run_folder_contents(run_dir):
     assert [e["epoch"] for e in entries] == [1, 2]
     assert {"loss", "val_loss", "val_miou", "miou"} <= set(entries[0])
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch-2.keras"]
+    assert any((run_dir / "logs" / "overlays").rglob("events.out.tfevents.*"))
+    page = (run_dir / "report.html").read_text()
+    assert page.count("data:image/png;base64,") >= 3 + 4  # curves, IoU, confusion, 4 samples
+    assert "circle" in page and "val mIoU" in page and "http" not in page.split("<body>")[1]
 
 
 def test_finished_run_is_not_retrained(run_dir):

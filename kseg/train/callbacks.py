@@ -84,3 +84,30 @@ class EarlyStopOnMiou(keras.callbacks.Callback):
             self.model.stop_training = True
             self.log(f"early stopping: val mIoU has not improved for {stale} epochs "
                      f"(patience {self.patience})")
+
+
+class OverlaySamples(keras.callbacks.Callback):
+    """Each epoch, a few validation images as image | truth | prediction to TensorBoard."""
+
+    def __init__(self, logdir, images, labels, num_classes, ignore_index=255):
+        super().__init__()
+        self.logdir, self.images, self.labels = str(logdir), images, labels
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self._writer = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        import numpy as np
+        import tensorflow as tf
+
+        from kseg.plots import triptych
+        from kseg.runtime import scores_to_labels
+
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(self.logdir)
+        pred = scores_to_labels(self.model.predict_on_batch(self.images))
+        grid = np.stack([triptych(im, lb, pr, self.num_classes, self.ignore_index)
+                         for im, lb, pr in zip(self.images, self.labels, pred)])
+        with self._writer.as_default():
+            tf.summary.image("val/image_truth_prediction", grid, step=epoch + 1,
+                             max_outputs=len(grid))
+        self._writer.flush()

@@ -14,7 +14,8 @@ from kseg import losses, metrics, models
 from kseg.data import DatasetError
 from kseg.data.balance import class_weights
 from kseg.data.pipeline import evaluation_dataset, training_dataset
-from kseg.train.callbacks import CommitEpoch, EarlyStopOnMiou, StopOnNonFinite, epochs_since_best
+from kseg.train.callbacks import (CommitEpoch, EarlyStopOnMiou, OverlaySamples, StopOnNonFinite,
+                                  epochs_since_best)
 from kseg.train.config import TrainConfig
 from kseg.train.schedules import make_optimizer, make_schedule
 from kseg.train.rundir import RunDir
@@ -77,7 +78,7 @@ def compile_model(model, config, num_classes, steps_per_epoch, weights=None):
     return model
 
 
-def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print):
+def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print, report=True):
     """Train (or resume) the run at ``out``; returns a summary dict."""
     train_src, val_src, report = open_checked_sources(config)
     weights = resolve_class_weights(config, report)
@@ -128,6 +129,9 @@ def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print):
     ]
     if config.early_stopping:
         callbacks.append(EarlyStopOnMiou(run, config.early_stopping, log=log))
+    samples = next(iter(val_ds.unbatch().take(4).batch(4)))
+    callbacks.append(OverlaySamples(run.file("logs") / "overlays", samples[0].numpy(),
+                                    samples[1].numpy(), num_classes, config.ignore_index))
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     t0 = time.time()
@@ -143,6 +147,10 @@ def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print):
     )
     result = summary(run)
     result["train_seconds_this_session"] = round(time.time() - t0, 1)
+    if report:
+        from kseg.train.report import write_report
+
+        result["report"] = str(write_report(run.path, log=log))
     return result
 
 
