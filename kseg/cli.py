@@ -152,6 +152,11 @@ def main():
 @click.option("--cache", "cache", default=None, help="Cache decoded examples: 'memory' or a file path.")
 @click.option("--fast-data", is_flag=True, help="Let parallel decoding reorder examples (resume no "
               "longer reproduces the exact batches).")
+@click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multiworker"]),
+              default="auto", show_default=True, help="tf.distribute strategy; --batch-size is per "
+              "replica. multiworker reads TF_CONFIG (every worker runs the same command).")
+@click.option("--mixed-precision", is_flag=True, help="mixed_float16 on GPU, mixed_bfloat16 on CPU.")
+@click.option("--jit-compile", is_flag=True, help="XLA-compile the train step.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, help="Run folder, e.g. runs/NAME.")
 @click.option("--overwrite", is_flag=True, help="Replace a run folder of another configuration.")
@@ -160,7 +165,7 @@ def train(data, val_data, data_opts, model, backbone,
           batch_size, image_size, loss, loss_weights, focal_gamma, class_weights, learning_rate,
           weight_decay, optimizer, momentum, schedule, poly_power, warmup_epochs, early_stopping,
           augment, copy_paste, copy_paste_classes, object_transform, cache,
-          fast_data, seed, out, overwrite):
+          fast_data, strategy, mixed_precision, jit_compile, seed, out, overwrite):
     """Train a model; the same command resumes an interrupted run."""
     from kseg.data import DatasetError
     from kseg.models import ModelConfigError
@@ -183,10 +188,14 @@ def train(data, val_data, data_opts, model, backbone,
             augment=augment, copy_paste=copy_paste, object_transform=object_transform,
             object_classes=_split_classes(copy_paste_classes),
             cache=True if cache == "memory" else cache, deterministic=not fast_data, seed=seed,
+            strategy=strategy, mixed_precision=mixed_precision, jit_compile=jit_compile,
         )
         result = run_training(config, out, overwrite=overwrite)
     except (DatasetError, ModelConfigError, RunConflictError, ValueError) as exc:
         _fail(exc)
+    if not result.get("chief", True):
+        click.echo("worker finished (the chief writes the run folder)")
+        return
     click.echo(f"best val mIoU {result['best_val_miou']:.4f} (epoch {result['best_epoch']}); "
                f"run folder {result['run']}")
 

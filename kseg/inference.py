@@ -35,6 +35,10 @@ class ModelRef:
             self.config = TrainConfig.from_json(raw)
             self.classes = list(raw["classes"])
         self.model = load_model(self.model_path, compile=False)
+        if self.config is not None:  # mixed-precision checkpoints are evaluated in float32
+            from kseg.models import float32_copy
+
+            self.model = float32_copy(self.model, self.config.model, self.config.model_options)
         num_classes = max(2, self.model.output.shape[-1])  # one channel: binary sigmoid
         if self.classes is None or len(self.classes) != num_classes:
             self.classes = [f"class_{i}" for i in range(num_classes)]

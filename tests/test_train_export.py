@@ -262,3 +262,18 @@ def test_quantized_file_over_the_miou_budget_fails_the_export(run_dir, tmp_path)
     r = invoke("export", run_dir, "--tflite", "--quantize", "int8", "--representative", 4,
                "--max-miou-drop", -1, "--no-rescue", "--out", out)
     assert r.exit_code == 1 and "int8 rescue" not in r.output and not out.exists()
+
+
+def test_mixed_precision_run_is_evaluated_and_exported_in_float32(tmp_path):
+    out = tmp_path / "mp"
+    r = invoke(*TRAIN, "--epochs", 1, "--mixed-precision", "--schedule", "poly", "--optimizer",
+               "sgd", "--learning-rate", 0.05, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert "mixed_bfloat16" in r.output
+    from kseg.models import is_mixed_precision, load_model
+
+    assert is_mixed_precision(load_model(out / "last.keras", compile=False))
+    r = invoke("export", out, "--tflite", "--out", tmp_path / "exp")
+    assert r.exit_code == 0, r.output
+    meta = read_metadata(tmp_path / "exp")
+    assert meta["metrics"]["float32"]["agreement"] >= 0.99  # bf16 Keras vs float32 file

@@ -15,7 +15,7 @@ from kseg.contract import METADATA, make_metadata, tflite_name
 from kseg.data.pipeline import evaluation_dataset, resize_pair
 from kseg.export import savedmodel, tflite
 from kseg.export.verify import verify
-from kseg.models import load_model, rebuild_trained
+from kseg.models import float32_copy, load_model, rebuild_trained
 from kseg.train.config import TrainConfig
 from kseg.train.rundir import RunDir
 
@@ -79,6 +79,7 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
     model_path = run.best_model_path()
     model = load_model(model_path, compile=False)
     model_options = dict(config.model_options)
+    model = float32_copy(model, config.model, model_options)  # a mixed-precision run
     if output_stride is not None:  # same weights, another output stride (DeepLab)
         model, model_options = rebuild_trained(model, config.model, model_options,
                                                input_shape=(height, width, 3),

@@ -6,9 +6,8 @@ per-pixel class logits ``[B, H, W, num_classes]``.
 
 from kseg.models import deeplab, fcn, unet  # noqa: F401  (register the families)
 from kseg.models.layers import CropToReference, PadToMultiple, Preprocess
-from kseg.models.registry import (ModelConfigError, build, names, options, rebuild,
-                                  rebuild_trained, register)
-
+from kseg.models.registry import (ModelConfigError, build, float32_copy, is_mixed_precision,
+                                  names, options, rebuild, rebuild_trained, register)
 
 
 def load_model(path, compile=True):
@@ -26,6 +25,8 @@ __all__ = [
     "build",
     "rebuild",
     "rebuild_trained",
+    "float32_copy",
+    "is_mixed_precision",
     "names",
     "options",
     "register",

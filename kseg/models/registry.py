@@ -92,3 +92,24 @@ def rebuild_trained(model, name, options, *, input_shape, output_stride=None):
         opts["output_stride"] = int(output_stride)
     new = rebuild(model, name, num_classes=model.output.shape[-1], input_shape=input_shape, **opts)
     return new, opts
+
+
+def is_mixed_precision(model):
+    return any(str(getattr(layer.dtype_policy, "name", "float32")).startswith("mixed")
+               for layer in model.layers)
+
+
+def float32_copy(model, name, options):
+    """``model`` itself, or, when it was trained with a mixed-precision policy, the same model
+    rebuilt in float32 with its weights (for evaluation and export)."""
+    if not is_mixed_precision(model):
+        return model
+    import keras
+
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        new, _ = rebuild_trained(model, name, options, input_shape=tuple(model.input.shape[1:]))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    return new

@@ -38,6 +38,9 @@ class TrainConfig:
     cache: object = None  # None | True (memory) | path of a cache file: decoded examples
     deterministic: bool = True  # exact batch order (resume reproduces); False: a bit faster
     tfds_data_dir: str = None
+    strategy: str = "auto"  # auto | default | mirrored | multiworker (batch_size is per replica)
+    mixed_precision: bool = False  # mixed_float16 on GPU, mixed_bfloat16 on CPU
+    jit_compile: bool = False  # XLA (about 6x slower on the 2-core CPU; try it on GPUs)
     coco_images: str = None
     seed: int = 0
 
@@ -64,6 +67,10 @@ class TrainConfig:
             problems.append(f"class_weights must be one of {', '.join(METHODS)} or a list, got {cw!r}")
         from kseg.train.schedules import OPTIMIZERS, SCHEDULES
 
+        from kseg.train.distribute import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            problems.append(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:

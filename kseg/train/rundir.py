@@ -48,7 +48,7 @@ def read_json(path):
 def _identity(config):
     """The parts of a config that must match to resume (the epoch count may grow)."""
     config = json.loads(json.dumps(config))
-    for key in ("epochs", "kseg_version"):
+    for key in ("epochs", "kseg_version", "strategy"):  # hardware may change between sessions
         config.pop(key, None)
     return config
 

@@ -17,6 +17,7 @@ from kseg.data.pipeline import evaluation_dataset, training_dataset
 from kseg.train.callbacks import (CommitEpoch, EarlyStopOnMiou, OverlaySamples, StopOnNonFinite,
                                   epochs_since_best)
 from kseg.train.config import TrainConfig
+from kseg.train.distribute import fit_distributed, is_chief, is_multiworker, make_strategy
 from kseg.train.schedules import make_optimizer, make_schedule
 from kseg.train.rundir import RunDir
 
@@ -74,21 +75,44 @@ def compile_model(model, config, num_classes, steps_per_epoch, weights=None):
         optimizer=make_optimizer(config, steps_per_epoch),
         loss=make_loss(config, weights),
         metrics=[metrics.ConfusionMatrix(num_classes, config.ignore_index)],
+        jit_compile=config.jit_compile,
     )
     return model
 
 
+def precision_policy(config):
+    """The Keras dtype policy of the run: float32, or mixed (float16 on GPU, bfloat16 on CPU)."""
+    if not config.mixed_precision:
+        return "float32"
+    import tensorflow as tf
+
+    return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+
+
 def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print, report=True):
     """Train (or resume) the run at ``out``; returns a summary dict."""
-    train_src, val_src, report = open_checked_sources(config)
-    weights = resolve_class_weights(config, report)
-    for warning in report.warnings():
-        log(f"warning: {report.where}: {warning}")
+    strategy = make_strategy(config.strategy)  # before any other TensorFlow op
+    policy = precision_policy(config)
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        return _train(config, out, overwrite, verbose, log, report, strategy, policy)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def _train(config, out, overwrite, verbose, log, report, strategy, policy):
+    chief = is_chief()
+    replicas = strategy.num_replicas_in_sync
+    global_batch = config.batch_size * replicas
+    train_src, val_src, report_ = open_checked_sources(config)
+    weights = resolve_class_weights(config, report_)
+    for warning in report_.warnings():
+        log(f"warning: {report_.where}: {warning}")
     num_classes = len(train_src.classes)
     run = RunDir(out)
     cfg = config.to_json()
     cfg["classes"] = list(train_src.classes)
-    state = run.prepare(cfg, overwrite=overwrite, normalize=_normalized)
+    state = run.prepare(cfg, overwrite=overwrite, normalize=_normalized) if chief else run.state()
 
     done = state["epoch"]
     if done >= config.epochs:
@@ -103,48 +127,60 @@ def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print, re
 
     keras.utils.set_random_seed(config.seed + done)
     train_ds, steps = training_dataset(
-        train_src, config.image_size, config.batch_size, epochs=config.epochs,
+        train_src, config.image_size, global_batch, epochs=config.epochs,
         initial_epoch=done, seed=config.seed, augment=config.augmentation(list(train_src.classes)),
         cache=config.cache, deterministic=config.deterministic,
     )
     val_ds = evaluation_dataset(val_src, config.image_size, config.batch_size,
                                 cache=bool(config.cache) or None)
-    if done:
-        log(f"resuming {run.path} after epoch {done} from {run.checkpoint_path()}")
-        model = models.load_model(run.checkpoint_path())
-        # the schedule spans the whole run: follow a raised --epochs
-        model.optimizer._learning_rate = make_schedule(config, steps)  # noqa: SLF001
-    else:
-        model = compile_model(build_model(config, num_classes), config, num_classes, steps, weights)
+    with strategy.scope():
+        if done:
+            log(f"resuming {run.path} after epoch {done} from {run.checkpoint_path()}")
+            model = models.load_model(run.checkpoint_path())
+            # the schedule spans the whole run: follow a raised --epochs
+            model.optimizer._learning_rate = make_schedule(config, steps)  # noqa: SLF001
+        else:
+            model = compile_model(build_model(config, num_classes), config, num_classes, steps,
+                                  weights)
     if weights is not None:
         log("class weights: " + ", ".join(f"{c} {w:.3f}" for c, w in zip(train_src.classes, weights)))
     log(f"training {config.model} ({model.count_params():,} parameters) on {train_src.where}: "
         f"{len(train_src)} train / {len(val_src)} val images at "
-        f"{config.image_size[0]}x{config.image_size[1]}, {steps} steps per epoch")
+        f"{config.image_size[0]}x{config.image_size[1]}, {steps} steps per epoch"
+        + (f", {replicas} replicas x batch {config.batch_size}" if replicas > 1 else "")
+        + (f", {policy}" if policy != "float32" else ""))
 
-    callbacks = [
-        StopOnNonFinite(last_good=run.checkpoint_path),
-        CommitEpoch(run, best_miou=state["best_miou"]),
-        keras.callbacks.TensorBoard(log_dir=str(run.file("logs")), write_graph=False),
-    ]
+    callbacks = [StopOnNonFinite(last_good=run.checkpoint_path)]
+    if chief:
+        callbacks.append(CommitEpoch(run, best_miou=state["best_miou"]))
     if config.early_stopping:
         callbacks.append(EarlyStopOnMiou(run, config.early_stopping, log=log))
-    samples = next(iter(val_ds.unbatch().take(4).batch(4)))
-    callbacks.append(OverlaySamples(run.file("logs") / "overlays", samples[0].numpy(),
-                                    samples[1].numpy(), num_classes, config.ignore_index))
+    multiworker = is_multiworker(strategy)
+    if chief and not multiworker:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.file("logs")), write_graph=False))
+        samples = next(iter(val_ds.unbatch().take(4).batch(4)))
+        callbacks.append(OverlaySamples(run.file("logs") / "overlays", samples[0].numpy(),
+                                        samples[1].numpy(), num_classes, config.ignore_index))
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     t0 = time.time()
-    model.fit(
-        train_ds,
-        epochs=config.epochs,
-        initial_epoch=done,
-        steps_per_epoch=steps,
-        validation_data=val_ds,
-        callbacks=callbacks,
-        shuffle=False,  # the pipeline shuffles, per epoch and seeded
-        verbose=verbose,
-    )
+    if multiworker:  # Keras 3 fit cannot train under MultiWorkerMirroredStrategy
+        fit_distributed(model, strategy, train_ds, val_ds, epochs=config.epochs, initial_epoch=done,
+                        steps=steps, callbacks=callbacks, num_classes=num_classes,
+                        ignore_index=config.ignore_index, log=log)
+    else:
+        model.fit(
+            train_ds,
+            epochs=config.epochs,
+            initial_epoch=done,
+            steps_per_epoch=steps,
+            validation_data=val_ds,
+            callbacks=callbacks,
+            shuffle=False,  # the pipeline shuffles, per epoch and seeded
+            verbose=verbose,
+        )
+    if not chief:
+        return {"run": str(run.path), "chief": False, "weights": model.get_weights()}
     result = summary(run)
     result["train_seconds_this_session"] = round(time.time() - t0, 1)
     if report:
