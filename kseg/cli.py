@@ -155,7 +155,11 @@ def main():
 @click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multiworker"]),
               default="auto", show_default=True, help="tf.distribute strategy; --batch-size is per "
               "replica. multiworker reads TF_CONFIG (every worker runs the same command).")
-@click.option("--mixed-precision", is_flag=True, help="mixed_float16 on GPU, mixed_bfloat16 on CPU.")
+@click.option("--mixed-precision", is_flag=True, help="mixed_float16 on a TensorFlow GPU, "
+              "mixed_bfloat16 on CPU and under JAX.")
+@click.option("--backend", type=click.Choice(["tensorflow", "jax"]), default=None,
+              help="Keras backend to train with (default: KERAS_BACKEND or tensorflow). jax feeds "
+              "a TensorFlow-free input pipeline; its .keras checkpoints export as usual.")
 @click.option("--jit-compile", is_flag=True, help="XLA-compile the train step.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, help="Run folder, e.g. runs/NAME.")
@@ -165,8 +169,18 @@ def train(data, val_data, data_opts, model, backbone,
           batch_size, image_size, loss, loss_weights, focal_gamma, class_weights, learning_rate,
           weight_decay, optimizer, momentum, schedule, poly_power, warmup_epochs, early_stopping,
           augment, copy_paste, copy_paste_classes, object_transform, cache,
-          fast_data, strategy, mixed_precision, jit_compile, seed, out, overwrite):
+          fast_data, strategy, mixed_precision, backend, jit_compile, seed, out, overwrite):
     """Train a model; the same command resumes an interrupted run."""
+    current = os.environ.get("KERAS_BACKEND", "tensorflow")
+    if backend and backend != current:  # the backend is fixed when keras is imported: re-run
+        import subprocess
+
+        if "train" not in sys.argv:
+            raise click.UsageError("--backend needs the kseg command line (set KERAS_BACKEND "
+                                   "when calling the library)")
+        env = {**os.environ, "KERAS_BACKEND": backend}
+        args = [sys.executable, "-m", "kseg.cli", *sys.argv[sys.argv.index("train"):]]
+        sys.exit(subprocess.call(args, env=env))
     from kseg.data import DatasetError
     from kseg.models import ModelConfigError
     from kseg.train import RunConflictError, TrainConfig

@@ -106,6 +106,26 @@ class Augmentation:
             image, label = out["image"], out["mask"]
         return image.astype(np.uint8), label.astype(np.uint8)
 
+    def numpy_full(self, image, label, seed, donor=None, num_classes=256):
+        """Everything ``apply`` does, in numpy (the TensorFlow-free input path of the JAX backend);
+        the same transforms, drawn from a numpy generator seeded by ``seed``."""
+        if self.preset == "none" and not self.uses_numpy:
+            return image, label
+        rng = np.random.default_rng(np.asarray(seed, dtype=np.int64).view(np.uint64).tolist())
+        if self.uses_numpy:
+            d_img, d_lab = donor if donor is not None and self.needs_donor else (None, None)
+            image, label = self.numpy_step(image, label, rng.integers(2**62, size=2), d_img, d_lab,
+                                           num_classes=num_classes)
+        if self.preset in ("flip", "light", "strong") and rng.random() < 0.5:
+            image, label = image[:, ::-1], label[:, ::-1]
+        if self.preset == "light":
+            image, label = numpy_scale_crop(image, label, rng, (0.75, 1.25), self.ignore_index)
+            x = image.astype(np.float32) / 255.0 + rng.uniform(-0.2, 0.2)
+            mean = x.mean()
+            x = (x - mean) * rng.uniform(0.8, 1.2) + mean
+            image = np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(image), np.ascontiguousarray(label)
+
     # -- TensorFlow ---------------------------------------------------------------------------
     def apply(self, image, label, seed, donor=None, num_classes=256):
         """TF graph: augment one resized example; ``seed`` is a stateless seed (int64 [2])."""
@@ -175,3 +195,22 @@ def colour_jitter(image, seed, brightness=0.2, contrast=0.2):
     x = tf.image.stateless_random_brightness(x, brightness, seeds[0])
     x = tf.image.stateless_random_contrast(x, 1 - contrast, 1 + contrast, seeds[1])
     return tf.cast(tf.clip_by_value(tf.round(x * 255.0), 0, 255), tf.uint8)
+
+
+def numpy_scale_crop(image, label, rng, scale, ignore_index):
+    """numpy twin of ``random_scale_crop``."""
+    import cv2
+
+    h, w = label.shape
+    s = rng.uniform(*scale)
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    img = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    lab = cv2.resize(label, (nw, nh), interpolation=cv2.INTER_NEAREST)
+    canvas_i = np.zeros((max(h, nh), max(w, nw), 3), np.uint8)
+    canvas_l = np.full((max(h, nh), max(w, nw)), ignore_index, np.uint8)
+    oy, ox = rng.integers(0, max(h - nh, 0) + 1), rng.integers(0, max(w - nw, 0) + 1)
+    canvas_i[oy:oy + nh, ox:ox + nw] = img
+    canvas_l[oy:oy + nh, ox:ox + nw] = lab
+    cy = rng.integers(0, canvas_l.shape[0] - h + 1)
+    cx = rng.integers(0, canvas_l.shape[1] - w + 1)
+    return canvas_i[cy:cy + h, cx:cx + w], canvas_l[cy:cy + h, cx:cx + w]

@@ -5,6 +5,7 @@ the model is built through the registry, or reloaded with its optimizer state fr
 committed epoch; ``fit`` runs with the deterministic per-epoch input pipeline.
 """
 
+import contextlib
 import sys
 import time
 
@@ -13,7 +14,6 @@ import keras
 from kseg import losses, metrics, models
 from kseg.data import DatasetError
 from kseg.data.balance import class_weights
-from kseg.data.pipeline import evaluation_dataset, training_dataset
 from kseg.train.callbacks import (CommitEpoch, EarlyStopOnMiou, OverlaySamples, StopOnNonFinite,
                                   epochs_since_best)
 from kseg.train.config import TrainConfig
@@ -81,17 +81,48 @@ def compile_model(model, config, num_classes, steps_per_epoch, weights=None):
 
 
 def precision_policy(config):
-    """The Keras dtype policy of the run: float32, or mixed (float16 on GPU, bfloat16 on CPU)."""
+    """The Keras dtype policy of the run: float32, or mixed — float16 (with loss scaling) on a
+    TensorFlow GPU, bfloat16 on CPUs and under JAX."""
     if not config.mixed_precision:
         return "float32"
+    if keras.backend.backend() != "tensorflow":
+        return "mixed_bfloat16"
     import tensorflow as tf
 
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
 
 
+def _datasets(config, train_src, val_src, global_batch, done):
+    """(training data, validation data, steps per epoch) for the active Keras backend: tf.data
+    under TensorFlow, a TensorFlow-free PyDataset otherwise (JAX)."""
+    augmentation = config.augmentation(list(train_src.classes))
+    if keras.backend.backend() == "tensorflow":
+        from kseg.data.pipeline import evaluation_dataset, training_dataset
+
+        train_ds, steps = training_dataset(
+            train_src, config.image_size, global_batch, epochs=config.epochs, initial_epoch=done,
+            seed=config.seed, augment=augmentation, cache=config.cache,
+            deterministic=config.deterministic,
+        )
+        val_ds = evaluation_dataset(val_src, config.image_size, config.batch_size,
+                                    cache=bool(config.cache) or None)
+        return train_ds, val_ds, steps
+    from kseg.data.numpy_pipeline import EvalBatches, TrainBatches
+
+    train_ds = TrainBatches(train_src, config.image_size, global_batch, initial_epoch=done,
+                            seed=config.seed, augment=augmentation)
+    return train_ds, EvalBatches(val_src, config.image_size, config.batch_size), train_ds.steps
+
+
 def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print, report=True):
     """Train (or resume) the run at ``out``; returns a summary dict."""
-    strategy = make_strategy(config.strategy)  # before any other TensorFlow op
+    if keras.backend.backend() == "tensorflow":
+        strategy = make_strategy(config.strategy)  # before any other TensorFlow op
+    elif config.strategy in ("auto", "default"):
+        strategy = None  # JAX: one device here
+    else:
+        raise ValueError(f"--strategy {config.strategy} is a TensorFlow strategy; the "
+                         f"{keras.backend.backend()} backend trains on one device")
     policy = precision_policy(config)
     keras.mixed_precision.set_global_policy(policy)
     try:
@@ -102,7 +133,7 @@ def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print, re
 
 def _train(config, out, overwrite, verbose, log, report, strategy, policy):
     chief = is_chief()
-    replicas = strategy.num_replicas_in_sync
+    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     global_batch = config.batch_size * replicas
     train_src, val_src, report_ = open_checked_sources(config)
     weights = resolve_class_weights(config, report_)
@@ -126,14 +157,8 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy):
         return summary(run)
 
     keras.utils.set_random_seed(config.seed + done)
-    train_ds, steps = training_dataset(
-        train_src, config.image_size, global_batch, epochs=config.epochs,
-        initial_epoch=done, seed=config.seed, augment=config.augmentation(list(train_src.classes)),
-        cache=config.cache, deterministic=config.deterministic,
-    )
-    val_ds = evaluation_dataset(val_src, config.image_size, config.batch_size,
-                                cache=bool(config.cache) or None)
-    with strategy.scope():
+    train_ds, val_ds, steps = _datasets(config, train_src, val_src, global_batch, done)
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
         if done:
             log(f"resuming {run.path} after epoch {done} from {run.checkpoint_path()}")
             model = models.load_model(run.checkpoint_path())
@@ -155,8 +180,8 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy):
         callbacks.append(CommitEpoch(run, best_miou=state["best_miou"]))
     if config.early_stopping:
         callbacks.append(EarlyStopOnMiou(run, config.early_stopping, log=log))
-    multiworker = is_multiworker(strategy)
-    if chief and not multiworker:
+    multiworker = strategy is not None and is_multiworker(strategy)
+    if chief and not multiworker and strategy is not None:  # TensorBoard writers need TensorFlow
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.file("logs")), write_graph=False))
         samples = next(iter(val_ds.unbatch().take(4).batch(4)))
         callbacks.append(OverlaySamples(run.file("logs") / "overlays", samples[0].numpy(),
@@ -173,7 +198,7 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy):
             train_ds,
             epochs=config.epochs,
             initial_epoch=done,
-            steps_per_epoch=steps,
+            steps_per_epoch=steps if strategy is not None else None,
             validation_data=val_ds,
             callbacks=callbacks,
             shuffle=False,  # the pipeline shuffles, per epoch and seeded
@@ -183,7 +208,10 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy):
         return {"run": str(run.path), "chief": False, "weights": model.get_weights()}
     result = summary(run)
     result["train_seconds_this_session"] = round(time.time() - t0, 1)
-    if report:
+    if report and strategy is None:
+        log(f"trained on {keras.backend.backend()}: run `kseg report {run.path}` (TensorFlow) "
+            "for report.html")
+    elif report:
         from kseg.train.report import write_report
 
         result["report"] = str(write_report(run.path, log=log))

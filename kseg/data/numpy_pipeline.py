@@ -1,0 +1,77 @@
+"""The TensorFlow-free input path (``keras.utils.PyDataset``) used when Keras runs on JAX.
+
+Same contract as ``kseg.data.pipeline``: the training order and augmentation are functions of
+(seed, epoch, position), so a resumed run sees the batches the uninterrupted one would have.
+Examples are decoded with PIL and resized with OpenCV (bilinear image, nearest label) in worker
+threads.
+"""
+
+import cv2
+import keras
+import numpy as np
+
+from kseg.data.augment import Augmentation
+
+
+def resize_pair_numpy(image, label, size):
+    h, w = int(size[0]), int(size[1])
+    if image.shape[:2] != (h, w):
+        interp = cv2.INTER_AREA if image.shape[0] > h else cv2.INTER_LINEAR
+        image = cv2.resize(image, (w, h), interpolation=interp)
+        label = cv2.resize(label, (w, h), interpolation=cv2.INTER_NEAREST)
+    return image, label
+
+
+class TrainBatches(keras.utils.PyDataset):
+    """Batches of one epoch at a time; ``on_epoch_end`` moves to the next epoch's order."""
+
+    def __init__(self, source, image_size, batch_size, *, initial_epoch=0, seed=0,
+                 augment=None, workers=2):
+        super().__init__(workers=workers, use_multiprocessing=False)
+        self.source, self.size, self.batch = source, tuple(image_size), int(batch_size)
+        self.n = len(source)
+        self.steps = self.n // self.batch
+        if self.steps < 1:
+            raise ValueError(f"{source.where}: {self.n} training examples cannot fill one batch "
+                             f"of {batch_size}; lower --batch-size")
+        self.seed, self.epoch = int(seed), int(initial_epoch)
+        self.aug = augment if isinstance(augment, Augmentation) else Augmentation(augment or "none")
+        self.num_classes = len(source.classes)
+
+    def __len__(self):
+        return self.steps
+
+    def _order(self, salt=0):
+        return np.random.default_rng([self.seed + salt, self.epoch]).permutation(self.n)
+
+    def __getitem__(self, i):
+        order, donors = self._order(), self._order(7919)
+        images, labels = [], []
+        for k in range(i * self.batch, (i + 1) * self.batch):
+            image, label = resize_pair_numpy(*self.source.load_numpy(order[k]), self.size)
+            donor = None
+            if self.aug.needs_donor:
+                donor = resize_pair_numpy(*self.source.load_numpy(donors[k]), self.size)
+            image, label = self.aug.numpy_full(image, label, [self.epoch * self.n + k, self.seed],
+                                               donor, self.num_classes)
+            images.append(image)
+            labels.append(label)
+        return np.stack(images), np.stack(labels).astype(np.int32)
+
+    def on_epoch_end(self):
+        self.epoch += 1
+
+
+class EvalBatches(keras.utils.PyDataset):
+    def __init__(self, source, image_size, batch_size, workers=2):
+        super().__init__(workers=workers, use_multiprocessing=False)
+        self.source, self.size, self.batch = source, tuple(image_size), int(batch_size)
+
+    def __len__(self):
+        return -(-len(self.source) // self.batch)
+
+    def __getitem__(self, i):
+        pairs = [resize_pair_numpy(*self.source.load_numpy(k), self.size)
+                 for k in range(i * self.batch, min(len(self.source), (i + 1) * self.batch))]
+        return (np.stack([p[0] for p in pairs]),
+                np.stack([p[1] for p in pairs]).astype(np.int32))
