@@ -62,11 +62,33 @@ def op_counts(path):
     return collections.Counter(name for name, *_ in op_report(path))
 
 
+PROFILE_CUTS = ("aspp_pool", "aspp_project_relu", "decoder_concat", "decoder_sep1_pointwise_relu",
+                "decoder_sep2_pointwise_relu", "classifier", "upsample")
+
+
+def profile(model, size, image, threads, runs):
+    """[(layer, median ms)] of float32 files of the network cut after each of PROFILE_CUTS."""
+    import keras
+
+    from kseg.export.tflite import convert
+
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for cut in PROFILE_CUTS:
+            sub = keras.Model(model.input, model.get_layer(cut).output)
+            path = Path(tmp) / f"{cut}.tflite"
+            path.write_bytes(convert(sub, size, size, "float32"))
+            out.append((cut, float(np.median(timings(path, image, threads, runs)[0]))))
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--runs", type=int, default=50)
+    parser.add_argument("--profile", action="store_true",
+                        help="Also time prefixes of the network (where the time goes).")
     parser.add_argument("--out", help="Markdown file for the table (docs/benchmarks.md).")
     args = parser.parse_args(argv)
 
@@ -107,6 +129,12 @@ def main(argv=None):
               f"{agree:.4%}.", "",
               "Op lists: naive " + ", ".join(f"{k} {v}" for k, v in sorted(naive_ops.items())),
               "", "kseg " + ", ".join(f"{k} {v}" for k, v in sorted(our_ops.items()))]
+    if args.profile:
+        lines += ["", "Where the time goes (kseg float32, the network cut after each stage, "
+                  "median ms):", "", "| up to | output | median ms |", "| --- | --- | ---: |"]
+        for cut, ms in profile(model, size, image, args.threads, args.runs):
+            lines.append(f"| {cut} | {'x'.join(str(d) for d in model.get_layer(cut).output.shape[1:])} "
+                         f"| {ms:.1f} |")
     body = "\n".join(lines)
     print(body)
     if args.out:

@@ -87,21 +87,34 @@ def build_deeplabv3plus(
     aspp_channels: int = 256,
     low_level_channels: int = 48,
     decoder_channels: int = 256,
+    decoder_convs: int = 2,
+    separable: bool = True,
     dropout: float = 0.1,
     weights: str = None,
 ) -> keras.Model:
+    """DeepLabv3+: ``separable`` (the paper's choice) makes the ASPP and decoder 3x3 convolutions
+    depthwise-separable; ``decoder_convs`` 3x3 convolutions refine the decoder (0: one 1x1
+    convolution, as keras-hub's DeepLabV3 head)."""
     _validate("deeplabv3plus", output_stride, aspp_channels, dropout)
     if low_level_channels < 1 or decoder_channels < 1:
         raise ModelConfigError("deeplabv3plus: low_level_channels and decoder_channels must be positive")
+    if int(decoder_convs) < 0:
+        raise ModelConfigError(f"deeplabv3plus: decoder_convs must be >= 0, got {decoder_convs}")
     inputs = keras.Input(shape=input_shape, dtype="uint8", name="image")
     features = backbones.encode(inputs, backbone, output_stride, width, weights)
-    x = aspp(features[max(features)], int(aspp_channels), _rates(output_stride), True, dropout)
+    x = aspp(features[max(features)], int(aspp_channels), _rates(output_stride), bool(separable),
+             dropout)
 
     low = conv_bn(features[4], int(low_level_channels), "decoder_low_level")
     x = _upsample(x, output_stride // 4, "decoder_upsample")
     x = keras.layers.Concatenate(name="decoder_concat")([x, low])
-    x = separable_conv_bn(x, int(decoder_channels), "decoder_sep1")
-    x = separable_conv_bn(x, int(decoder_channels), "decoder_sep2")
+    for i in range(int(decoder_convs)):
+        if separable:
+            x = separable_conv_bn(x, int(decoder_channels), f"decoder_sep{i + 1}")
+        else:
+            x = conv_bn(x, int(decoder_channels), f"decoder_conv{i + 1}", kernel_size=3)
+    if not int(decoder_convs):
+        x = conv_bn(x, int(decoder_channels), "decoder_project")
     logits = keras.layers.Conv2D(num_classes, 1, name="classifier")(x)
     logits = _upsample(logits, 4, "upsample", dtype="float32")
     return backbones.finish(logits, inputs, "deeplabv3plus", backbone, width, weights)
