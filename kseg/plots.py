@@ -3,12 +3,25 @@
 import numpy as np
 
 
-def save_confusion_matrix(matrix, classes, path, title=None):
-    """Row-normalised confusion matrix (rows = truth) with class names, written as PNG."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+    return path
+
+
+def save_confusion_matrix(matrix, classes, path, title=None):
+    """Row-normalised confusion matrix (rows = truth) with class names, written as PNG."""
+    plt = _pyplot()
 
     m = np.asarray(matrix, dtype=np.float64)
     rows = m.sum(axis=1, keepdims=True)
@@ -29,18 +42,12 @@ def save_confusion_matrix(matrix, classes, path, title=None):
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the true class")
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def save_curves(entries, path, title=None):
     """Training curves from metrics.json entries: loss (train, val) and mIoU (train, val) per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     epochs = [e["epoch"] for e in entries]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -61,18 +68,12 @@ def save_curves(entries, path, title=None):
     b.legend(fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def save_class_iou(classes, iou, path):
     """Horizontal bar chart of per-class IoU."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     values = [0.0 if v != v else v for v in iou]
     fig, ax = plt.subplots(figsize=(6, 0.3 * len(classes) + 1))
@@ -83,10 +84,7 @@ def save_class_iou(classes, iou, path):
     ax.set_xlabel("IoU")
     for i, v in enumerate(iou):
         ax.text(min(values[i] + 0.01, 0.9), i, "n/a" if v != v else f"{v:.3f}", va="center", fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def triptych(image, truth, pred, num_classes, ignore_index=255):
