@@ -130,3 +130,13 @@ def test_pipeline_with_copy_paste_and_object_moves_is_reproducible_on_resume():
 def test_bad_probabilities_are_refused():
     with pytest.raises(ValueError, match="probability"):
         Augmentation("light", copy_paste=1.5)
+
+
+def test_object_classes_are_named_without_regard_to_case():
+    from kseg.train import TrainConfig
+
+    cfg = TrainConfig(copy_paste=0.5, object_classes=["car", "Pedestrian"])
+    aug = cfg.augmentation(["Sky", "Car", "Pedestrian"])
+    assert aug.object_classes == (1, 2) and aug.copy_paste == 0.5
+    with pytest.raises(ValueError, match="not classes of the data"):
+        TrainConfig(object_classes=["bus"]).augmentation(["Sky", "Car"])

@@ -129,12 +129,13 @@ class TrainConfig:
         from kseg.data.augment import Augmentation
 
         ids = None
-        if self.object_classes:
-            unknown = [c for c in self.object_classes if c not in classes]
+        if self.object_classes:  # names, matched without regard to case (car = Car)
+            lowered = [c.lower() for c in classes]
+            unknown = [c for c in self.object_classes if c.lower() not in lowered]
             if unknown:
                 raise ValueError(f"object classes {unknown} are not classes of the data "
                                  f"({', '.join(classes)})")
-            ids = tuple(classes.index(c) for c in self.object_classes)
+            ids = tuple(lowered.index(c.lower()) for c in self.object_classes)
         return Augmentation(self.augment, copy_paste=self.copy_paste,
                             object_transform=self.object_transform, object_classes=ids,
                             ignore_index=self.ignore_index)
