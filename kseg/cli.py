@@ -140,6 +140,8 @@ def main():
               help="Linear warm-up from 0 over this many epochs.")
 @click.option("--early-stopping", type=int, default=None,
               help="Stop after this many epochs without a better val mIoU.")
+@click.option("--precise-bn", type=int, default=0, show_default=True,
+              help="Recompute batch-norm statistics on N training batches after every epoch.")
 @click.option("--augment", default="light", show_default=True,
               help="none | flip | light | strong, or an albumentations pipeline file (JSON/YAML).")
 @click.option("--copy-paste", type=float, default=0.0, show_default=True,
@@ -168,6 +170,7 @@ def train(data, val_data, data_opts, model, backbone,
           output_stride, weights, options, sigmoid, epochs,
           batch_size, image_size, loss, loss_weights, focal_gamma, class_weights, learning_rate,
           weight_decay, optimizer, momentum, schedule, poly_power, warmup_epochs, early_stopping,
+          precise_bn,
           augment, copy_paste, copy_paste_classes, object_transform, cache,
           fast_data, strategy, mixed_precision, backend, jit_compile, seed, out, overwrite):
     """Train a model; the same command resumes an interrupted run."""
@@ -198,7 +201,7 @@ def train(data, val_data, data_opts, model, backbone,
             focal_gamma=focal_gamma, class_weights=_class_weights(class_weights),
             learning_rate=learning_rate, weight_decay=weight_decay, optimizer=optimizer,
             momentum=momentum, schedule=schedule, poly_power=poly_power,
-            warmup_epochs=warmup_epochs, early_stopping=early_stopping,
+            warmup_epochs=warmup_epochs, early_stopping=early_stopping, precise_bn=precise_bn,
             augment=augment, copy_paste=copy_paste, object_transform=object_transform,
             object_classes=_split_classes(copy_paste_classes),
             cache=True if cache == "memory" else cache, deterministic=not fast_data, seed=seed,

@@ -17,6 +17,9 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run", help="Run folder (its best checkpoint and validation data).")
     parser.add_argument("--tta", action="append", required=True, help="TTA spec (repeatable).")
+    parser.add_argument("--precise-bn", type=int, default=0,
+                        help="First recompute batch-norm statistics on N training batches "
+                        "(in memory; the checkpoint is not changed).")
     parser.add_argument("--out", help="Markdown file for the table (docs/benchmarks.md).")
     args = parser.parse_args(argv)
 
@@ -25,6 +28,13 @@ def main(argv=None):
 
     ref = ModelRef(args.run)
     val = ref.config.open_source("val")
+    if args.precise_bn:
+        from kseg.train.precise_bn import recompute_batchnorm
+        from kseg.train.trainer import _calibration_batches
+
+        used = recompute_batchnorm(ref.model, _calibration_batches(
+            ref.config.open_source("train"), ref.config, args.precise_bn))
+        print(f"batch-norm statistics recomputed on {used} training batches", flush=True)
     rows = []
     for spec in [None, *args.tta]:
         tta = TTA.parse(spec) if spec else None
@@ -36,7 +46,9 @@ def main(argv=None):
     lines = [
         f"Command: `python tools/bench_tta.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
         "",
-        f"Checkpoint `{ref.model_path}` on {base['images']} images of {base['data']}.",
+        f"Checkpoint `{ref.model_path}` on {base['images']} images of {base['data']}"
+        + (f"; batch-norm statistics recomputed on {args.precise_bn} training batches first."
+           if args.precise_bn else "."),
         "",
         "| TTA | passes | mIoU | gain (points) | pixel acc. | seconds |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",

@@ -5,14 +5,13 @@ by name."""
 
 import keras
 
+from kseg.models.layers import BN_MOMENTUM
 from kseg.models.registry import ModelConfigError
 
 # (expansion t, output channels c, repeats n, first stride s), as in the paper's Table 2
 BLOCKS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1),
           (6, 160, 3, 2), (6, 320, 1, 1))
-# keras.applications uses momentum 0.999 (long ImageNet runs); from scratch on a few hundred
-# images the moving statistics would still be mostly their initial values after tens of epochs.
-BN = {"epsilon": 1e-3, "momentum": 0.99}
+BN = {"epsilon": 1e-3, "momentum": BN_MOMENTUM}  # keras.applications: 0.999 (see BN_MOMENTUM)
 
 
 def make_divisible(v, divisor=8):

@@ -5,9 +5,10 @@ instead, as in DeepLabv3. ResNet-50 layer names match ``keras.applications.ResNe
 
 import keras
 
+from kseg.models.layers import BN_MOMENTUM
 from kseg.models.registry import ModelConfigError
 
-BN = {"epsilon": 1.001e-5}
+BN = {"epsilon": 1.001e-5, "momentum": BN_MOMENTUM}
 
 
 def _conv_bn(x, filters, kernel, name, stride=1, dilation=1, relu=True):
