@@ -1,5 +1,6 @@
 """The model, loss and metric code is backend-neutral (keras.layers / keras.ops only): each family
-builds and trains one step under KERAS_BACKEND=jax, in a subprocess where TensorFlow is blocked."""
+builds and trains one step under KERAS_BACKEND=jax, in a subprocess where TensorFlow is blocked;
+and `kseg train --backend jax` trains a U-Net end to end that TensorFlow then exports."""
 
 import importlib.util
 import os
@@ -17,8 +18,7 @@ from kseg import losses, metrics, models
 x = np.random.default_rng(0).integers(0, 256, (2, 64, 64, 3), dtype=np.uint8)
 y = np.random.default_rng(1).integers(0, 3, (2, 64, 64)).astype(np.int32)
 y[:, :4] = 255
-for name, opts in [
-    ("unet", dict(depth=2, base_filters=4)),
+for name, opts in [  # U-Net trains under JAX end to end in the test below
     ("fcn8s", dict(backbone="resnet18", width=0.125, head_channels=8)),
     ("deeplabv3", dict(backbone="resnet50", width=0.125, aspp_channels=8, output_stride=8)),
     ("deeplabv3plus", dict(backbone="mobilenetv2", width=0.35, aspp_channels=8,
@@ -39,7 +39,7 @@ def test_every_family_trains_under_jax():
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert proc.stdout.count(" ok") == 4
+    assert proc.stdout.count(" ok") == 3
 
 
 TRAIN_JAX = r"""
