@@ -114,3 +114,14 @@ class Source:
     def scan(self):
         """Validate every example; returns a ``Report`` (never raises for bad data)."""
         raise NotImplementedError
+
+    def value_problem(self, counts):
+        """The problem with a label whose value histogram is ``counts`` (values that are neither a
+        class nor the ignore index), or None."""
+        n = len(self.classes)
+        bad = [int(v) for v in np.nonzero(counts)[0] if v >= n and v != self.ignore_index]
+        if not bad:
+            return None
+        return (f"label value(s) {', '.join(str(v) for v in bad[:8])} are neither a class "
+                f"(0..{n - 1}) nor the ignore index {self.ignore_index}"
+                + (" after remapping" if getattr(self, "remap", None) else ""))

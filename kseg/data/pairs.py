@@ -123,14 +123,9 @@ class PairSource(Source):
                              f"{Path(image_path).name} ({image_size[0]}x{image_size[1]}) (WxH)")
             )
         counts = np.bincount(values.ravel(), minlength=256)
-        bad = [v for v in np.nonzero(counts)[0] if v >= len(self.classes) and v != self.ignore_index]
-        if bad:
-            shown = ", ".join(str(int(v)) for v in bad[:8])
-            problems.append(
-                (label_path, f"label value(s) {shown} are neither a class (0..{len(self.classes) - 1}) "
-                             f"nor the ignore index {self.ignore_index}"
-                             + (" after remapping" if self.remap else ""))
-            )
+        problem = self.value_problem(counts)
+        if problem:
+            problems.append((label_path, problem))
         return problems, (label_size[1], label_size[0]), counts
 
     def scan(self):

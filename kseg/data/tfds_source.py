@@ -116,17 +116,15 @@ class TfdsSource(Source):
         import tensorflow_datasets as tfds
 
         report = Report(self.where, self.classes, self.ignore_index)
-        n = len(self.classes)
         for i, (image, label) in enumerate(tfds.as_numpy(self.stream())):
             where = f"{self.where} example {i}"
             if image.shape[:2] != label.shape:
                 report.problems.append((where, f"image {image.shape[:2]} and label {label.shape} sizes differ"))
                 continue
             counts = np.bincount(label.ravel(), minlength=256)
-            bad = [int(v) for v in np.nonzero(counts)[0] if v >= n and v != self.ignore_index]
-            if bad:
-                report.problems.append((where, f"label value(s) {bad[:8]} are neither a class "
-                                               f"(0..{n - 1}) nor the ignore index"))
+            problem = self.value_problem(counts)
+            if problem:
+                report.problems.append((where, problem))
                 continue
             report.add(label.shape, counts)
         return report
