@@ -29,11 +29,11 @@ def main(argv=None):
     ref = ModelRef(args.run)
     val = ref.config.open_source("val")
     if args.precise_bn:
-        from kseg.train.precise_bn import recompute_batchnorm
-        from kseg.train.trainer import _calibration_batches
+        from kseg.train.precise_bn import recompute_batchnorm, training_batches
 
-        used = recompute_batchnorm(ref.model, _calibration_batches(
-            ref.config.open_source("train"), ref.config, args.precise_bn))
+        cfg = ref.config
+        used = recompute_batchnorm(ref.model, training_batches(
+            cfg.open_source("train"), cfg.image_size, cfg.batch_size, args.precise_bn, cfg.seed))
         print(f"batch-norm statistics recomputed on {used} training batches", flush=True)
     rows = []
     for spec in [None, *args.tta]:

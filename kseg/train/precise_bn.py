@@ -12,6 +12,20 @@ import keras
 import numpy as np
 
 
+def training_batches(source, image_size, batch_size, count, seed=0):
+    """``count`` un-augmented batches (uint8 numpy) of ``source``, in a seeded order, resized to
+    ``image_size`` without TensorFlow (so the JAX path can use them too)."""
+    from kseg.data.numpy_pipeline import resize_pair_numpy
+
+    order = np.random.default_rng(seed + 17).permutation(len(source))
+    batches = []
+    for b in range(min(int(count), len(source) // batch_size)):
+        idx = order[b * batch_size:(b + 1) * batch_size]
+        batches.append(np.stack([resize_pair_numpy(*source.load_numpy(i), image_size)[0]
+                                 for i in idx]))
+    return batches
+
+
 def batchnorm_layers(model):
     return [layer for layer in model._flatten_layers(include_self=False)  # noqa: SLF001
             if isinstance(layer, keras.layers.BatchNormalization)]

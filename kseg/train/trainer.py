@@ -17,10 +17,10 @@ from kseg.data.balance import class_weights
 from kseg.train.callbacks import (CommitEpoch, EarlyStopOnMiou, OverlaySamples, StopOnNonFinite,
                                   epochs_since_best)
 from kseg.train.config import TrainConfig
-from kseg.train.precise_bn import PreciseBatchNorm
 from kseg.train.distribute import fit_distributed, is_chief, is_multiworker, make_strategy
-from kseg.train.schedules import make_optimizer, make_schedule
+from kseg.train.precise_bn import PreciseBatchNorm, training_batches
 from kseg.train.rundir import RunDir
+from kseg.train.schedules import make_optimizer, make_schedule
 
 
 def open_checked_sources(config):
@@ -181,7 +181,8 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy):
         callbacks.append(CommitEpoch(run, best_miou=state["best_miou"]))
     if config.precise_bn and replicas == 1:  # one replica: eager forward passes update BN
         callbacks.insert(0, PreciseBatchNorm(
-            _calibration_batches(train_src, config, config.precise_bn), steps))
+            training_batches(train_src, config.image_size, config.batch_size, config.precise_bn,
+                             seed=config.seed), steps))
     if config.early_stopping:
         callbacks.append(EarlyStopOnMiou(run, config.early_stopping, log=log))
     multiworker = strategy is not None and is_multiworker(strategy)
@@ -241,17 +242,3 @@ def _normalized(stored):
     out["classes"] = stored.get("classes")
     return out
 
-
-def _calibration_batches(source, config, count):
-    """``count`` un-augmented training batches (numpy) for precise batch-norm statistics."""
-    import numpy as np
-
-    from kseg.data.numpy_pipeline import resize_pair_numpy
-
-    order = np.random.default_rng(config.seed + 17).permutation(len(source))
-    batches = []
-    for b in range(min(int(count), len(source) // config.batch_size)):
-        idx = order[b * config.batch_size:(b + 1) * config.batch_size]
-        batches.append(np.stack([resize_pair_numpy(*source.load_numpy(i), config.image_size)[0]
-                                 for i in idx]))
-    return batches
