@@ -11,7 +11,6 @@ import collections
 import os
 import platform
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -27,18 +26,17 @@ COMBOS = [("unet", None)] + [
 def latency(path, image, threads, runs):
     from ai_edge_litert.interpreter import Interpreter
 
+    from kseg.export.benchmark import time_calls
+
     interp = Interpreter(model_path=str(path), num_threads=threads)
     interp.allocate_tensors()
     index = interp.get_input_details()[0]["index"]
-    for _ in range(3):
+
+    def call():
         interp.set_tensor(index, image)
         interp.invoke()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        interp.set_tensor(index, image)
-        interp.invoke()
-        times.append((time.perf_counter() - t) * 1000)
+
+    times = time_calls(call, runs, warmup=3)
     return float(np.median(times))
 
 

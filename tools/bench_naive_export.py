@@ -12,7 +12,6 @@ import collections
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,8 @@ def randomise_batchnorm(model, seed=0):
 def timings(path, image, threads, runs):
     from ai_edge_litert.interpreter import Interpreter
 
+    from kseg.export.benchmark import time_calls
+
     interp = Interpreter(model_path=str(path), num_threads=threads)
     interp.allocate_tensors()
     inp = interp.get_input_details()[0]
@@ -43,17 +44,14 @@ def timings(path, image, threads, runs):
     if list(inp["shape"]) != list(x.shape):
         interp.resize_tensor_input(inp["index"], x.shape)
         interp.allocate_tensors()
-    for _ in range(5):
+
+    def call():
         interp.set_tensor(inp["index"], x)
         interp.invoke()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        interp.set_tensor(inp["index"], x)
-        interp.invoke()
-        times.append(time.perf_counter() - t)
+
+    ms = time_calls(call, runs, warmup=5)
     out = interp.get_tensor(interp.get_output_details()[0]["index"])
-    return np.array(times) * 1000, out
+    return ms, out
 
 
 def op_counts(path):

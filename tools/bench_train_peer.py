@@ -126,7 +126,7 @@ def main(argv=None):
     lines = [
         f"Command: `python tools/bench_train_peer.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
         "",
-        (f"U-Net (depth 4, 16 base filters, batch norm, bilinear up-sampling)" if args.backbone == "unet"
+        ("U-Net (depth 4, 16 base filters, batch norm, bilinear up-sampling)" if args.backbone == "unet"
          else f"DeepLabv3+ {args.backbone} (output stride 32, plain-conv ASPP, keras-hub's head)")
         + f", {size}x{size}, batch {b}, {args.classes} classes, AdamW + cross-entropy, Keras "
         f"{__import__('keras').__version__} on TensorFlow; {version}. Median of "

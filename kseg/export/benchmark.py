@@ -17,8 +17,19 @@ import numpy as np
 from kseg.contract import read_metadata
 
 
-def _stats(times):
-    ms = np.asarray(times) * 1000.0
+def time_calls(fn, runs, warmup):
+    """Milliseconds taken by each of ``runs`` calls of ``fn`` after ``warmup`` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000.0)
+    return np.asarray(times)
+
+
+def _stats(ms):
     return float(np.median(ms)), float(np.percentile(ms, 90))
 
 
@@ -26,14 +37,7 @@ def time_tflite(path, image, threads, runs, warmup):
     from kseg.runtime import TFLiteModel
 
     model = TFLiteModel(path, num_threads=threads)
-    for _ in range(warmup):
-        model(image)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        model(image)
-        times.append(time.perf_counter() - t)
-    return _stats(times)
+    return _stats(time_calls(lambda: model(image), runs, warmup))
 
 
 def keras_baseline(meta, folder):
@@ -70,15 +74,12 @@ def benchmark_folder(folder, runs=50, warmup=5, threads=(1, 2), keras=True, log=
 
         label, fn = keras_baseline(meta, folder)
         x = tf.constant(image[None])
-        for _ in range(max(warmup, 2)):
-            fn(x)
-        times = []
-        for _ in range(runs):
-            t = time.perf_counter()
+
+        def call():
             out = fn(x)
             np.asarray(next(iter(out.values())) if isinstance(out, dict) else out)
-            times.append(time.perf_counter() - t)
-        median, p90 = _stats(times)
+
+        median, p90 = _stats(time_calls(call, runs, max(warmup, 2)))
         rows.append({"model": label, "threads": "all", "median_ms": median, "p90_ms": p90,
                      "size_bytes": None})
         log(f"{label}: median {median:.1f} ms")
