@@ -110,9 +110,11 @@ def _datasets(config, train_src, val_src, global_batch, done):
         return train_ds, val_ds, steps
     from kseg.data.numpy_pipeline import EvalBatches, TrainBatches
 
+    cache = bool(config.cache)  # in memory (a cache file is a tf.data feature)
     train_ds = TrainBatches(train_src, config.image_size, global_batch, initial_epoch=done,
-                            seed=config.seed, augment=augmentation)
-    return train_ds, EvalBatches(val_src, config.image_size, config.batch_size), train_ds.steps
+                            seed=config.seed, augment=augmentation, cache=cache)
+    val_ds = EvalBatches(val_src, config.image_size, config.batch_size, cache=cache)
+    return train_ds, val_ds, train_ds.steps
 
 
 def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print, report=True):
