@@ -142,6 +142,8 @@ def main():
               help="Stop after this many epochs without a better val mIoU.")
 @click.option("--precise-bn", type=int, default=0, show_default=True,
               help="Recompute batch-norm statistics on N training batches after every epoch.")
+@click.option("--init-from", type=click.Path(exists=True), help="Start from the weights of this "
+              "run folder or .keras file (layers matched by name and shape; a new head is fine).")
 @click.option("--augment", default="light", show_default=True,
               help="none | flip | light | strong, or an albumentations pipeline file (JSON/YAML).")
 @click.option("--copy-paste", type=float, default=0.0, show_default=True,
@@ -170,7 +172,7 @@ def train(data, val_data, data_opts, model, backbone,
           output_stride, weights, options, sigmoid, epochs,
           batch_size, image_size, loss, loss_weights, focal_gamma, class_weights, learning_rate,
           weight_decay, optimizer, momentum, schedule, poly_power, warmup_epochs, early_stopping,
-          precise_bn,
+          precise_bn, init_from,
           augment, copy_paste, copy_paste_classes, object_transform, cache,
           fast_data, strategy, mixed_precision, backend, jit_compile, seed, out, overwrite):
     """Train a model; the same command resumes an interrupted run."""
@@ -202,6 +204,7 @@ def train(data, val_data, data_opts, model, backbone,
             learning_rate=learning_rate, weight_decay=weight_decay, optimizer=optimizer,
             momentum=momentum, schedule=schedule, poly_power=poly_power,
             warmup_epochs=warmup_epochs, early_stopping=early_stopping, precise_bn=precise_bn,
+            init_from=init_from,
             augment=augment, copy_paste=copy_paste, object_transform=object_transform,
             object_classes=_split_classes(copy_paste_classes),
             cache=True if cache == "memory" else cache, deterministic=not fast_data, seed=seed,

@@ -70,6 +70,15 @@ class Augmentation:
             load_pipeline(self.preset)  # fail early on a bad file
         self._local = threading.local()
 
+    def __getstate__(self):  # picklable for loader processes: the per-thread pipelines stay behind
+        state = dict(self.__dict__)
+        state.pop("_local", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     @property
     def needs_donor(self):
         return self.copy_paste > 0

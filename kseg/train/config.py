@@ -43,6 +43,7 @@ class TrainConfig:
     mixed_precision: bool = False  # mixed_float16 on GPU, mixed_bfloat16 on CPU
     jit_compile: bool = False  # XLA (about 6x slower on the 2-core CPU; try it on GPUs)
     coco_images: str = None
+    init_from: str = None  # run folder or .keras file whose weights start the run (fine-tuning)
     seed: int = 0
 
     def __post_init__(self):

@@ -8,6 +8,7 @@ committed epoch; ``fit`` runs with the deterministic per-epoch input pipeline.
 import contextlib
 import sys
 import time
+from pathlib import Path
 
 import keras
 
@@ -62,6 +63,34 @@ def build_model(config, num_classes):
         input_shape=(*config.image_size, 3),
         **config.model_options,
     )
+
+
+def init_weights(model, source):
+    """Copy weights from ``source`` (a run folder or .keras file) into ``model``, layer by layer
+    where name and weight shapes match; returns a one-line account. Fails if nothing matches."""
+    path = Path(source)
+    if path.is_dir():
+        path = RunDir(path).best_model_path()
+    try:
+        donor = keras.models.load_model(path, compile=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{source}: cannot load a model to start from ({exc})") from None
+    donors = {layer.name: layer for layer in donor.layers}
+    copied, skipped = 0, []
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        other = donors.get(layer.name)
+        if other is None or [w.shape for w in other.weights] != [w.shape for w in layer.weights]:
+            skipped.append(layer.name)
+            continue
+        layer.set_weights(other.get_weights())
+        copied += 1
+    if not copied:
+        raise ValueError(f"{source}: no layer of it matches this model by name and shape")
+    return (f"weights from {path}: {copied} layers copied"
+            + (f", {len(skipped)} kept fresh ({', '.join(skipped[:5])}"
+               f"{', ...' if len(skipped) > 5 else ''})" if skipped else ""))
 
 
 def make_loss(config, weights):
@@ -168,8 +197,10 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy):
             # the schedule spans the whole run: follow a raised --epochs
             model.optimizer._learning_rate = make_schedule(config, steps)  # noqa: SLF001
         else:
-            model = compile_model(build_model(config, num_classes), config, num_classes, steps,
-                                  weights)
+            model = build_model(config, num_classes)
+            if config.init_from:
+                log(init_weights(model, config.init_from))
+            model = compile_model(model, config, num_classes, steps, weights)
     if weights is not None:
         log("class weights: " + ", ".join(f"{c} {w:.3f}" for c, w in zip(train_src.classes, weights)))
     log(f"training {config.model} ({model.count_params():,} parameters) on {train_src.where}: "
