@@ -15,7 +15,7 @@ import numpy as np
 def training_batches(source, image_size, batch_size, count, seed=0):
     """``count`` un-augmented batches (uint8 numpy) of ``source``, in a seeded order, resized to
     ``image_size`` without TensorFlow (so the JAX path can use them too)."""
-    from kseg.data.numpy_pipeline import resize_pair_numpy
+    from kseg.data.batches import resize_pair_numpy
 
     order = np.random.default_rng(seed + 17).permutation(len(source))
     batches = []

@@ -1,0 +1,114 @@
+"""The pieces of the trained-model recipes (tools/train_camvid.sh, tools/train_isbi.sh): epoch
+budgeting, starting from another model's weights, packing a run, loader worker processes."""
+
+import importlib.util
+import subprocess
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import REPO, make_folder
+from kseg import models
+from kseg.data import open_source
+from kseg.data.augment import Augmentation
+from kseg.data.numpy_pipeline import TrainBatches
+from kseg.train.trainer import init_weights
+
+
+def _tool(name):
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_budget_leaves_out_the_tracing_epoch_and_keeps_room_to_resume():
+    fit = _tool("budget_epochs").fit_epochs
+    metrics = [{"seconds": 300.0}, {"seconds": 10.0}, {"seconds": 12.0}]
+    # 1000 s budget, 330 s spent: (1000 - 330 - 2 * 12 - 60) // 12 = 48 more epochs
+    assert fit(metrics, 1000, 330, 3) == (51, 12.0)
+    assert fit(metrics, 400, 330, 3) == (3, 12.0)  # over budget: stop after the probe
+    with pytest.raises(ValueError, match="probe epochs"):
+        fit(metrics[:2], 1000, 0, 3)
+
+
+def test_recipe_scripts_parse_and_reject_an_unknown_preset():
+    for script in ("train_camvid.sh", "train_isbi.sh"):
+        subprocess.run(["bash", "-n", str(REPO / "tools" / script)], check=True)
+    bad = subprocess.run(["bash", str(REPO / "tools" / "train_camvid.sh"), "d", "r", "tpu"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown preset tpu" in bad.stderr
+
+
+def _unet(num_classes):
+    return models.build("unet", num_classes=num_classes, input_shape=(32, 32, 3), base_filters=4,
+                        depth=2)
+
+
+def test_init_from_copies_matching_layers_and_keeps_a_new_head(tmp_path):
+    donor = _unet(3)
+    for w in donor.weights:
+        w.assign(np.random.default_rng(1).normal(size=w.shape).astype("float32"))
+    donor.save(tmp_path / "donor.keras")
+    model = _unet(5)  # another class count: the head cannot be copied
+    head = model.layers[-1] if model.layers[-1].weights else model.layers[-2]
+    fresh_head = [w.numpy().copy() for w in head.weights]
+    message = init_weights(model, tmp_path / "donor.keras")
+    assert "layers copied" in message and "kept fresh" in message
+    copied = [layer for layer in model.layers if layer.weights and layer.name != head.name]
+    for layer in copied:
+        for a, b in zip(layer.get_weights(), donor.get_layer(layer.name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(head.get_weights(), fresh_head):
+        np.testing.assert_array_equal(a, b)
+    other = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(2, 1, name="other")])
+    with pytest.raises(ValueError, match="no layer of it matches"):
+        init_weights(other, tmp_path / "donor.keras")
+
+
+def _has_optimizer_state(path):
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(path) as z, h5py.File(io.BytesIO(z.read("model.weights.h5")), "r") as h5:
+        return "optimizer" in h5 and len(h5["optimizer"].get("vars", {})) > 0
+
+
+def test_pack_run_drops_the_optimizer_and_keeps_the_weights(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    model = _unet(2)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="sparse_categorical_crossentropy")
+    model.train_on_batch(np.zeros((2, 32, 32, 3), "float32"), np.zeros((2, 32, 32), "int32"))
+    model.save(run / "best.keras")
+    for name in ("config.json", "state.json", "metrics.json"):
+        (run / name).write_text("{}")
+    packed = _tool("pack_run").pack(run, tmp_path / "packed")
+    assert _has_optimizer_state(run / "best.keras") and not _has_optimizer_state(packed)
+    assert sorted(p.name for p in packed.parent.iterdir()) == [
+        "best.keras", "config.json", "metrics.json", "state.json"]
+    again = keras.models.load_model(packed, compile=False)
+    for a, b in zip(again.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_loader_processes_give_the_thread_batches(tmp_path):
+    root = make_folder(tmp_path / "data", n=8, size=(48, 40))
+    source = open_source(str(root), "train", image_size=(32, 40), val_fraction=0.0)
+    aug = Augmentation("light")
+    threads = TrainBatches(source, (32, 40), 2, augment=aug, seed=5, workers=2, cache=True)
+    procs = TrainBatches(source, (32, 40), 2, augment=aug, seed=5, workers=2, cache=True,
+                         processes=2)
+    try:
+        assert threads.processes == 0 and procs.processes == 2
+        for epoch in range(2):
+            for i in range(len(threads)):
+                for a, b in zip(threads[i], procs[i]):
+                    np.testing.assert_array_equal(a, b)
+            threads.on_epoch_end()
+            procs.on_epoch_end()
+    finally:
+        procs.close()
