@@ -35,6 +35,8 @@ def main():
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--policies", default="mixed_bfloat16,float32")
     p.add_argument("--loader-only", action="store_true")
+    p.add_argument("--contention", type=int, metavar="N", help="only time a small model's train "
+                   "step alone, beside N loader threads, and beside N threads fed by N processes")
     args = p.parse_args()
 
     import cv2
@@ -59,6 +61,8 @@ def main():
     t = time.perf_counter()
     with ThreadPoolExecutor(os.cpu_count()) as pool:  # decode + fill the cache
         list(pool.map(batches.examples, range(len(src))))
+    if args.contention:
+        return contention(batches, args.contention, src, args.loader_size, aug)
     print(f"decode {len(src)} examples: {time.perf_counter() - t:.1f} s", flush=True)
     default_cv2 = cv2.getNumThreads()
     print(f"loader 1 thread: {loader_rate(batches, 1, min(n, 4)):.1f} img/s", flush=True)
@@ -92,6 +96,55 @@ def main():
         dt = (time.perf_counter() - t) / args.steps
         print(f"train step alone: {dt * 1000:.1f} ms = {args.batch / dt:.1f} img/s at "
               f"{args.size[0]}x{args.size[1]}, batch {args.batch}, {policy}", flush=True)
+
+def contention(batches, n, src, size, aug):
+    """A small JAX train step timed alone and while N threads pull loader batches."""
+    import threading
+
+    import keras
+    import numpy as np
+
+    from kseg.data.numpy_pipeline import TrainBatches
+
+    inputs = keras.Input((16, 16, 3))
+    x = inputs
+    for _ in range(30):
+        x = keras.layers.Conv2D(8, 3, padding="same")(x)
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 1)(x))
+    model.compile("adam", "sparse_categorical_crossentropy")
+    xb = np.random.default_rng(0).random((4, 16, 16, 3), dtype=np.float32)
+    yb = np.zeros((4, 16, 16), np.int32)
+
+    def step_ms(steps=30):
+        for _ in range(5):
+            model.train_on_batch(xb, yb)
+        t = time.perf_counter()
+        for _ in range(steps):
+            model.train_on_batch(xb, yb)
+        return (time.perf_counter() - t) / steps * 1000
+
+    print(f"small train step alone: {step_ms():.1f} ms", flush=True)
+    for processes in (0, n):
+        loader = TrainBatches(src, size, 4, augment=aug, workers=n, processes=processes, cache=True)
+        stop = threading.Event()
+
+        def pull(k):
+            while not stop.is_set():
+                loader[k % len(loader)]
+                k += n
+
+        threads = [threading.Thread(target=pull, args=(k,)) for k in range(n)]
+        for th in threads:
+            th.start()
+        time.sleep(10)  # caches filled, pipelines built
+        ms = step_ms()
+        stop.set()
+        for th in threads:
+            th.join()
+        loader.close()
+        print(f"small train step beside {n} loader threads"
+              f"{f' fed by {processes} processes' if processes else ''}: {ms:.1f} ms", flush=True)
+
 
 if __name__ == "__main__":
     main()

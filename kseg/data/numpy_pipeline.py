@@ -6,6 +6,8 @@ Examples are decoded with PIL and resized with OpenCV (bilinear image, nearest l
 threads, or worker processes (``kseg.data.batches``).
 """
 
+import os
+
 import keras
 import numpy as np
 
@@ -16,13 +18,15 @@ from kseg.data.batches import BatchMaker, Examples, default_workers, init_worker
 class TrainBatches(keras.utils.PyDataset):
     """Batches of one epoch at a time; ``on_epoch_end`` moves to the next epoch's order.
 
-    ``processes`` (default: as many as ``workers`` when there are more than 2) builds batches in
-    worker processes instead of threads. Augmentation is Python-heavy, and loader threads in the
-    training process compete with the training loop for the GIL: on the 2-core CPU, 16
-    augmenting threads slowed a small JAX train step 8x (18.8 -> 156 ms); on an H200 machine
-    `kseg train --backend jax` ran DeepLabv3+ at 3 s per step beside 16 loader threads while the
-    step alone took 45-75 ms (docs/benchmarks.md). Worker processes are started with ``spawn``
-    (not a fork of a multithreaded JAX process) and keep their own example cache.
+    ``processes`` (default: CPU cores - 2 on machines with more than 4 cores, else none) builds
+    batches in worker processes instead of threads. Augmentation is Python-heavy, and loader
+    threads in the training process compete with the training loop for the GIL: on the 2-core CPU,
+    16 augmenting threads slowed a small JAX train step 11x (`tools/bench_jax_train.py
+    --contention 16`); on an H200 machine `kseg train --backend jax` ran DeepLabv3+ at 3 s per
+    step beside 16 loader threads while the step alone took 45-75 ms (docs/benchmarks.md).
+    Processes only help where cores are spare (16 of them on 2 cores: 47x slower), hence the
+    default. They are started with ``spawn`` (not a fork of a multithreaded JAX process), import
+    no Keras, and keep their own example cache.
     """
 
     def __init__(self, source, image_size, batch_size, *, initial_epoch=0, seed=0,
@@ -39,7 +43,10 @@ class TrainBatches(keras.utils.PyDataset):
         self.aug = augment if isinstance(augment, Augmentation) else Augmentation(augment or "none")
         self.maker = BatchMaker(source, self.size, self.batch, self.seed, self.aug, cache)
         self.examples = self.maker.examples
-        self.processes = workers if processes is None and workers > 2 else (processes or 0)
+        if processes is None:  # spare cores for the training process itself
+            cores = os.cpu_count() or 2
+            processes = cores - 2 if cores > 4 else 0
+        self.processes = int(processes)
         self._pool = None
 
     def __len__(self):
