@@ -1,0 +1,59 @@
+"""The models committed under exported/: contract, size budget, and — where the real data is
+present — their recorded validation scores reproduced through the TensorFlow-free runtime."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import REPO, shared
+from kseg.contract import read_metadata
+from kseg.data import open_source
+from kseg.metrics import confusion_matrix, scores
+from kseg.runtime import Segmenter
+
+FOLDERS = sorted(p.parent for p in (REPO / "exported").glob("*/metadata.json"))
+# how each committed model's validation data is opened from ../shared/data
+DATA = {
+    "camvid": (("camvid",), lambda root: open_source(f"camvid:{root}", "val", image_size=(360, 480))),
+    "isbi2012": (("isbi2012", "train"), lambda root: open_source(
+        str(root), "val", classes=["membrane", "cell"], remap={255: 1}, image_size=(512, 512))),
+}
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=[f.name for f in FOLDERS])
+def test_committed_model_keeps_the_contract_and_size_budget(folder):
+    meta = read_metadata(folder)  # validates the metadata
+    files = sorted(folder.glob("model_*.tflite"))
+    assert {f.name for f in files} >= {"model_float32.tflite", "model_int8.tflite"}
+    for f in folder.rglob("*"):
+        if f.is_file() and "saved_model" not in f.parts:  # SavedModels are not committed
+            assert f.stat().st_size < 10_000_000, f"{f}: over the 10 MB budget"
+    for f in files:
+        seg = Segmenter(f)
+        assert (seg.model.height, seg.model.width) == (meta["input"]["height"], meta["input"]["width"])
+        assert seg.classes == meta["classes"]
+    mode = files[0].stem.split("_", 1)[1]
+    assert meta["metrics"][mode]["size_bytes"] == files[0].stat().st_size
+
+
+@pytest.mark.parametrize("folder", FOLDERS, ids=[f.name for f in FOLDERS])
+def test_committed_model_reproduces_its_recorded_validation_scores(folder):
+    if folder.name not in DATA:
+        pytest.skip(f"no validation data known for exported/{folder.name}")
+    parts, opener = DATA[folder.name]
+    source = opener(shared(*parts))
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["metrics"]["images"] == len(source)
+    num_classes = len(meta["classes"])
+    for mode in ("float32", "int8"):
+        seg = Segmenter(folder / f"model_{mode}.tflite")
+        matrix = np.zeros((num_classes, num_classes), np.int64)
+        for i in range(len(source)):
+            image, truth = source.load_numpy(i)
+            matrix += np.asarray(confusion_matrix(truth, seg.segment(image), num_classes,
+                                                  meta["ignore_index"]), np.int64)
+        got = scores(matrix)
+        want = meta["metrics"][mode]
+        assert got["miou"] == pytest.approx(want["miou"], abs=2e-3), mode
+        assert got["pixel_accuracy"] == pytest.approx(want["pixel_accuracy"], abs=2e-3), mode
