@@ -164,7 +164,8 @@ def main():
 @click.option("--backend", type=click.Choice(["tensorflow", "jax"]), default=None,
               help="Keras backend to train with (default: KERAS_BACKEND or tensorflow). jax feeds "
               "a TensorFlow-free input pipeline; its .keras checkpoints export as usual.")
-@click.option("--jit-compile", is_flag=True, help="XLA-compile the train step.")
+@click.option("--jit-compile", is_flag=True, help="XLA-compile the train step under TensorFlow "
+              "(always on under JAX).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", required=True, help="Run folder, e.g. runs/NAME.")
 @click.option("--overwrite", is_flag=True, help="Replace a run folder of another configuration.")

@@ -99,7 +99,8 @@ def test_loader_processes_give_the_thread_batches(tmp_path):
     root = make_folder(tmp_path / "data", n=8, size=(48, 40))
     source = open_source(str(root), "train", image_size=(32, 40), val_fraction=0.0)
     aug = Augmentation("light")
-    threads = TrainBatches(source, (32, 40), 2, augment=aug, seed=5, workers=2, cache=True)
+    threads = TrainBatches(source, (32, 40), 2, augment=aug, seed=5, workers=2, cache=True,
+                           processes=0)
     procs = TrainBatches(source, (32, 40), 2, augment=aug, seed=5, workers=2, cache=True,
                          processes=2)
     try:
@@ -112,3 +113,14 @@ def test_loader_processes_give_the_thread_batches(tmp_path):
             procs.on_epoch_end()
     finally:
         procs.close()
+        threads.close()
+
+
+def test_unpicklable_sources_fall_back_to_threads(tmp_path):
+    import threading
+
+    root = make_folder(tmp_path / "data", n=4, size=(24, 20))
+    source = open_source(str(root), "train", image_size=(16, 16), val_fraction=0.0)
+    source.lock = threading.Lock()  # as COCO instance sources hold
+    batches = TrainBatches(source, (16, 16), 2, processes=2)
+    assert batches.processes == 0 and batches[0][0].shape == (2, 16, 16, 3)

@@ -56,7 +56,7 @@ def main():
     objects = tuple(classes.index(c) for c in ("Pole", "SignSymbol", "Car", "Pedestrian", "Bicyclist",
                                                 "Fence") if c in classes)
     aug = Augmentation("strong", copy_paste=0.3, object_classes=objects or None)
-    batches = TrainBatches(src, args.loader_size, args.batch, augment=aug, cache=True)
+    batches = TrainBatches(src, args.loader_size, args.batch, augment=aug, cache=True, processes=0)
     n = len(batches)
     t = time.perf_counter()
     with ThreadPoolExecutor(os.cpu_count()) as pool:  # decode + fill the cache

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the CamVid model shipped in exported/camvid/ from scratch, inside a time budget.
+# Train a CamVid model from scratch inside a time budget (exported/camvid/: docs/results.md).
 #
 #   tools/train_camvid.sh [DATA] [RUN] [PRESET]
 #       DATA    CamVid folder (train/, val/, classes.txt)      default ../shared/data/camvid

@@ -6,7 +6,10 @@ Examples are decoded with PIL and resized with OpenCV (bilinear image, nearest l
 threads, or worker processes (``kseg.data.batches``).
 """
 
+import multiprocessing
 import os
+import pickle
+import threading
 
 import keras
 import numpy as np
@@ -15,18 +18,30 @@ from kseg.data.augment import Augmentation
 from kseg.data.batches import BatchMaker, Examples, default_workers, init_worker, worker_batch
 
 
+WORKER_TIMEOUT_S = 600
+
+
+def default_processes():
+    """Loader processes: ``KSEG_LOADER_PROCESSES``, else CPU cores - 2 on machines with more
+    than 4 cores (spare cores for the training process), else 0 (threads)."""
+    if os.environ.get("KSEG_LOADER_PROCESSES"):
+        return int(os.environ["KSEG_LOADER_PROCESSES"])
+    cores = os.cpu_count() or 2
+    return cores - 2 if cores > 4 else 0
+
+
 class TrainBatches(keras.utils.PyDataset):
     """Batches of one epoch at a time; ``on_epoch_end`` moves to the next epoch's order.
 
-    ``processes`` (default: CPU cores - 2 on machines with more than 4 cores, else none) builds
-    batches in worker processes instead of threads. Augmentation is Python-heavy, and loader
-    threads in the training process compete with the training loop for the GIL: on the 2-core CPU,
-    16 augmenting threads slowed a small JAX train step 11x (`tools/bench_jax_train.py
-    --contention 16`); on an H200 machine `kseg train --backend jax` ran DeepLabv3+ at 3 s per
-    step beside 16 loader threads while the step alone took 45-75 ms (docs/benchmarks.md).
+    ``processes`` (default: ``default_processes()``) builds batches in worker processes instead
+    of threads. Augmentation is Python-heavy, and loader threads in the training process compete
+    with the training loop for the GIL: on the 2-core CPU, 16 augmenting threads slowed a small
+    JAX train step 11x (`tools/bench_jax_train.py --contention 16`, docs/benchmarks.md).
     Processes only help where cores are spare (16 of them on 2 cores: 47x slower), hence the
     default. They are started with ``spawn`` (not a fork of a multithreaded JAX process), import
-    no Keras, and keep their own example cache.
+    no Keras, and each keeps its own example cache (memory: processes x the decoded dataset).
+    Sources that cannot be pickled (COCO instances hold a lock) or that set
+    ``process_safe = False`` (tfds) use threads.
     """
 
     def __init__(self, source, image_size, batch_size, *, initial_epoch=0, seed=0,
@@ -43,11 +58,18 @@ class TrainBatches(keras.utils.PyDataset):
         self.aug = augment if isinstance(augment, Augmentation) else Augmentation(augment or "none")
         self.maker = BatchMaker(source, self.size, self.batch, self.seed, self.aug, cache)
         self.examples = self.maker.examples
-        if processes is None:  # spare cores for the training process itself
-            cores = os.cpu_count() or 2
-            processes = cores - 2 if cores > 4 else 0
+        if processes is None:
+            processes = default_processes()
+        if processes and not getattr(source, "process_safe", True):
+            processes = 0  # e.g. tfds: workers would import TensorFlow
+        if processes:
+            try:
+                pickle.dumps(self.maker)
+            except (TypeError, pickle.PicklingError, AttributeError):
+                processes = 0  # a source holding locks or handles: threads
         self.processes = int(processes)
         self._pool = None
+        self._pool_lock = threading.Lock()
 
     def __len__(self):
         return self.steps
@@ -58,18 +80,23 @@ class TrainBatches(keras.utils.PyDataset):
     def __getitem__(self, i):
         if not self.processes:
             return self.maker(self.epoch, i)
-        if self._pool is None:
-            import multiprocessing
-
-            # spawn: a fresh interpreter, not a fork of a multithreaded JAX/TF process
-            self._pool = multiprocessing.get_context("spawn").Pool(
-                self.processes, initializer=init_worker, initargs=(self.maker,))
-        return self._pool.apply(worker_batch, (self.epoch, i))
+        with self._pool_lock:  # Keras calls from several threads at once
+            if self._pool is None:
+                # spawn: a fresh interpreter, not a fork of a multithreaded JAX/TF process
+                self._pool = multiprocessing.get_context("spawn").Pool(
+                    self.processes, initializer=init_worker, initargs=(self.maker,))
+            pool = self._pool
+        try:  # a worker that died (out of memory, killed) loses its task: do not wait for ever
+            return pool.apply_async(worker_batch, (self.epoch, i)).get(timeout=WORKER_TIMEOUT_S)
+        except multiprocessing.TimeoutError as exc:
+            raise RuntimeError(f"{self.source.where}: loader worker process gave no batch in "
+                               f"{WORKER_TIMEOUT_S} s (killed, or out of memory: each worker "
+                               f"caches its own decoded examples)") from exc
 
     def close(self):
-        if self._pool is not None:
-            self._pool.terminate()
-            self._pool = None
+        pool, self._pool = getattr(self, "_pool", None), None
+        if pool is not None:
+            pool.terminate()
 
     def __del__(self):
         self.close()

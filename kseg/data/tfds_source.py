@@ -23,6 +23,8 @@ KNOWN = {
 
 
 class TfdsSource(Source):
+    process_safe = False  # loader worker processes would import TensorFlow
+
     def __init__(self, name, split="train", data_dir=None, classes=None, remap=None,
                  ignore_index=255, image_key="image", label_key=None, download=False):
         import tensorflow_datasets as tfds

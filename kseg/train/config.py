@@ -41,7 +41,7 @@ class TrainConfig:
     tfds_data_dir: str = None
     strategy: str = "auto"  # auto | default | mirrored | multiworker (batch_size is per replica)
     mixed_precision: bool = False  # mixed_float16 on GPU, mixed_bfloat16 on CPU
-    jit_compile: bool = False  # XLA (about 6x slower on the 2-core CPU; try it on GPUs)
+    jit_compile: bool = False  # XLA under TensorFlow (about 6x slower on the 2-core CPU); always on under JAX
     coco_images: str = None
     init_from: str = None  # run folder or .keras file whose weights start the run (fine-tuning)
     seed: int = 0
