@@ -12,7 +12,9 @@
 #
 # The epoch count is fitted to the budget: a probe of PROBE_EPOCHS epochs measures the seconds an
 # epoch takes (validation and checkpoints included), then the same run goes on (kseg resumes it)
-# for as many epochs as the rest of the budget holds; the poly schedule spans the final count.
+# for as many epochs as the rest of the budget holds. The probe's own poly schedule decays to 0 over
+# its 3 epochs; on resuming, the schedule is rebuilt over the final count, so the learning rate
+# goes back up to its value at epoch 3 of N (a warm restart) and then decays to 0 on time.
 # Run it again after an interruption: kseg resumes from the last finished epoch and the epoch count
 # chosen first (kept in RUN/budget.json). Export and scoring: docs/results.md.
 set -euo pipefail
