@@ -167,6 +167,8 @@ def main():
 @click.option("--jit-compile", is_flag=True, help="XLA-compile the train step under TensorFlow "
               "(always on under JAX).")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--stop-after", type=click.IntRange(min=1), help="End this call after N more epochs; "
+              "the schedule still spans --epochs and the same command without it resumes.")
 @click.option("--out", required=True, help="Run folder, e.g. runs/NAME.")
 @click.option("--overwrite", is_flag=True, help="Replace a run folder of another configuration.")
 def train(data, val_data, data_opts, model, backbone,
@@ -175,7 +177,8 @@ def train(data, val_data, data_opts, model, backbone,
           weight_decay, optimizer, momentum, schedule, poly_power, warmup_epochs, early_stopping,
           precise_bn, init_from,
           augment, copy_paste, copy_paste_classes, object_transform, cache,
-          fast_data, strategy, mixed_precision, backend, jit_compile, seed, out, overwrite):
+          fast_data, strategy, mixed_precision, backend, jit_compile, seed, stop_after, out,
+          overwrite):
     """Train a model; the same command resumes an interrupted run."""
     current = os.environ.get("KERAS_BACKEND", "tensorflow")
     if backend and backend != current:  # the backend is fixed when keras is imported: re-run
@@ -211,7 +214,7 @@ def train(data, val_data, data_opts, model, backbone,
             cache=True if cache == "memory" else cache, deterministic=not fast_data, seed=seed,
             strategy=strategy, mixed_precision=mixed_precision, jit_compile=jit_compile,
         )
-        result = run_training(config, out, overwrite=overwrite)
+        result = run_training(config, out, overwrite=overwrite, stop_after=stop_after)
     except (DatasetError, ModelConfigError, RunConflictError, ValueError) as exc:
         _fail(exc)
     if not result.get("chief", True):

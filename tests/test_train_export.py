@@ -26,9 +26,14 @@ def invoke(*args):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "e2e"
-    r = invoke(*TRAIN, "--epochs", 1, "--out", out)
+    r = invoke(*TRAIN, "--epochs", 2, "--stop-after", 1, "--out", out)
     assert r.exit_code == 0, r.output
-    # same command, more epochs: resumes after epoch 1
+    assert json.loads((out / "state.json").read_text())["epoch"] == 1
+    from kseg.models import load_model
+
+    schedule = load_model(out / "last.keras").optimizer._learning_rate  # noqa: SLF001
+    assert schedule.total_steps == 2 * 6  # 48 shapes, 20 % held out, batch 8: spans both epochs
+    # the same command without --stop-after resumes after epoch 1
     r = invoke(*TRAIN, "--epochs", 2, "--out", out)
     assert r.exit_code == 0, r.output
     assert "resuming" in r.output

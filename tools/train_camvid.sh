@@ -12,9 +12,10 @@
 #
 # The epoch count is fitted to the budget: a probe of PROBE_EPOCHS epochs measures the seconds an
 # epoch takes (validation and checkpoints included), then the same run goes on (kseg resumes it)
-# for as many epochs as the rest of the budget holds. The probe's own poly schedule decays to 0 over
-# its 3 epochs; on resuming, the schedule is rebuilt over the final count, so the learning rate
-# goes back up to its value at epoch 3 of N (a warm restart) and then decays to 0 on time.
+# for as many epochs as the rest of the budget holds. The probe runs with a provisional 100-epoch
+# schedule (`--stop-after`); on resuming, the schedule is rebuilt over the final count N, so the
+# learning rate steps from its value at epoch 3 of 100 to that at epoch 3 of N, then decays to 0
+# on time.
 # Run it again after an interruption: kseg resumes from the last finished epoch and the epoch count
 # chosen first (kept in RUN/budget.json). Export and scoring: docs/results.md.
 set -euo pipefail
@@ -41,7 +42,8 @@ esac
 args+=(${EXTRA:-})
 
 if [ ! -f "$RUN/budget.json" ]; then
-  $KSEG train "${args[@]}" --epochs "$PROBE_EPOCHS"
+  # the probe's schedule spans a provisional 100 epochs, so its learning rate barely decays
+  $KSEG train "${args[@]}" --epochs 100 --stop-after "$PROBE_EPOCHS"
   python3 "$(dirname "$0")/budget_epochs.py" "$RUN" "$BUDGET_S" "$start" "$PROBE_EPOCHS" "preset $PRESET"
 fi
 epochs=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['epochs'])" "$RUN/budget.json")

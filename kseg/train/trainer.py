@@ -164,8 +164,13 @@ def _datasets(config, train_src, val_src, global_batch, done):
     return train_ds, val_ds, train_ds.steps
 
 
-def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print, report=True):
-    """Train (or resume) the run at ``out``; returns a summary dict."""
+def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print, report=True,
+          stop_after=None):
+    """Train (or resume) the run at ``out``; returns a summary dict. ``stop_after`` ends this
+    call after that many more epochs (the schedule still spans ``config.epochs``; the same call
+    without it resumes)."""
+    if stop_after is not None and int(stop_after) < 1:
+        raise ValueError(f"stop_after must be at least 1 epoch, got {stop_after}")
     if keras.backend.backend() == "tensorflow":
         strategy = make_strategy(config.strategy)  # before any other TensorFlow op
     elif config.strategy in ("auto", "default"):
@@ -176,12 +181,12 @@ def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print, re
     policy = precision_policy(config)
     keras.mixed_precision.set_global_policy(policy)
     try:
-        return _train(config, out, overwrite, verbose, log, report, strategy, policy)
+        return _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_after)
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
 
-def _train(config, out, overwrite, verbose, log, report, strategy, policy):
+def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_after=None):
     chief = is_chief()
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     global_batch = config.batch_size * replicas
@@ -248,14 +253,15 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy):
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     t0 = time.time()
+    end = config.epochs if stop_after is None else min(config.epochs, done + int(stop_after))
     if multiworker:  # Keras 3 fit cannot train under MultiWorkerMirroredStrategy
-        fit_distributed(model, strategy, train_ds, val_ds, epochs=config.epochs, initial_epoch=done,
+        fit_distributed(model, strategy, train_ds, val_ds, epochs=end, initial_epoch=done,
                         steps=steps, callbacks=callbacks, num_classes=num_classes,
                         ignore_index=config.ignore_index, log=log)
     else:
         model.fit(
             train_ds,
-            epochs=config.epochs,
+            epochs=end,
             initial_epoch=done,
             steps_per_epoch=steps if strategy is not None else None,
             validation_data=val_ds,
