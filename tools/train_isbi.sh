@@ -19,7 +19,7 @@ RUN=${2:-runs/isbi2012}
 BUDGET_S=${BUDGET_S:-3600}
 PROBE_EPOCHS=3  # > --warmup-epochs
 KSEG=${KSEG:-kseg}
-here=$(dirname "$0")
+here=$(realpath --relative-to=. "$(dirname "$0")")  # one spelling in config.json, however called
 start=$(date +%s)
 
 args=(--data "$DATA" --classes membrane,cell --remap 255:1 --val-fraction 0.2
