@@ -14,16 +14,14 @@ from pathlib import Path
 
 
 def pack(run, dest):
-    import keras
-
-    import kseg.models  # noqa: F401  registers kseg's layers for loading
+    from kseg.models import load_model
 
     run, dest = Path(run), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "state.json", "metrics.json", "budget.json"):
         if (run / name).is_file():
             shutil.copy(run / name, dest / name)
-    model = keras.models.load_model(run / "best.keras", compile=False)
+    model = load_model(run / "best.keras", compile=False)
     tmp = dest / ".best.keras.tmp.keras"
     model.save(tmp)
     tmp.replace(dest / "best.keras")

@@ -74,9 +74,6 @@ class TrainBatches(keras.utils.PyDataset):
     def __len__(self):
         return self.steps
 
-    def _order(self, salt=0):
-        return self.maker.order(self.epoch, salt)
-
     def __getitem__(self, i):
         if not self.processes:
             return self.maker(self.epoch, i)

@@ -83,7 +83,7 @@ def init_weights(model, source):
     where name and weight shapes match; returns a one-line account. Fails if nothing matches."""
     path = init_model_path(source)
     try:
-        donor = keras.models.load_model(path, compile=False)
+        donor = models.load_model(path, compile=False)
     except (OSError, ValueError) as exc:
         raise ValueError(f"{source}: cannot load a model to start from ({exc})") from None
     donors = {layer.name: layer for layer in donor.layers}
