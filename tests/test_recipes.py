@@ -34,7 +34,7 @@ def test_budget_leaves_out_the_tracing_epoch_and_keeps_room_to_resume():
 
 
 def test_recipe_scripts_parse_and_reject_an_unknown_preset():
-    for script in ("train_camvid.sh", "train_isbi.sh", "device_train.sh"):
+    for script in ("train_camvid.sh", "train_isbi.sh", "device_train.sh", "budget_train.sh"):
         subprocess.run(["bash", "-n", str(REPO / "tools" / script)], check=True)
     bad = subprocess.run(["bash", str(REPO / "tools" / "train_camvid.sh"), "d", "r", "tpu"],
                          capture_output=True, text=True)

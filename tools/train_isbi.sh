@@ -30,11 +30,7 @@ args=(--data "$DATA" --classes membrane,cell --remap 255:1 --val-fraction 0.2
 # shellcheck disable=SC2206
 args+=(${EXTRA:-})
 
-if [ ! -f "$RUN/budget.json" ]; then
-  # the probe's schedule spans a provisional 100 epochs, so its learning rate barely decays
-  $KSEG train "${args[@]}" --epochs 100 --stop-after "$PROBE_EPOCHS"
-  python3 "$here/budget_epochs.py" "$RUN" "$BUDGET_S" "$start" "$PROBE_EPOCHS" "backend ${BACKEND:-tensorflow}"
-fi
-epochs=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['epochs'])" "$RUN/budget.json")
-$KSEG train "${args[@]}" --epochs "$epochs"
+# shellcheck source=tools/budget_train.sh
+source "$(dirname "$0")/budget_train.sh"
+budget_train "$RUN" "$BUDGET_S" "$start" "$PROBE_EPOCHS" "backend ${BACKEND:-tensorflow}" "${args[@]}"
 echo "trained $RUN in $(( $(date +%s) - start )) s"
