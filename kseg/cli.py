@@ -123,6 +123,12 @@ def main():
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--image-size", type=int, nargs=2, default=(128, 128), show_default=True,
               metavar="H W")
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Passes over the training data per epoch (a small dataset: fewer, longer "
+              "epochs, so less time validating).")
+@click.option("--crop", type=int, nargs=2, default=None, metavar="H W",
+              help="Train on random H x W windows of the --image-size examples (after "
+              "augmentation); validation and export stay at --image-size.")
 @click.option("--loss", default="ce", show_default=True,
               help="ce | focal | dice | tversky, or a sum such as focal+dice.")
 @click.option("--loss-weights", help="Comma-separated weights of a summed loss, e.g. 1,1.")
@@ -173,7 +179,7 @@ def main():
 @click.option("--overwrite", is_flag=True, help="Replace a run folder of another configuration.")
 def train(data, val_data, data_opts, model, backbone,
           output_stride, weights, options, sigmoid, epochs,
-          batch_size, image_size, loss, loss_weights, focal_gamma, class_weights, learning_rate,
+          batch_size, repeat, image_size, crop, loss, loss_weights, focal_gamma, class_weights, learning_rate,
           weight_decay, optimizer, momentum, schedule, poly_power, warmup_epochs, early_stopping,
           precise_bn, init_from,
           augment, copy_paste, copy_paste_classes, object_transform, cache,
@@ -201,9 +207,9 @@ def train(data, val_data, data_opts, model, backbone,
             options[key] = int(value) if key == "output_stride" else value
     try:
         config = TrainConfig(
-            data=data, val_data=val_data, **data_opts, image_size=image_size,
+            data=data, val_data=val_data, **data_opts, image_size=image_size, crop=crop or None,
             model=model, model_options=options, sigmoid=sigmoid, epochs=epochs,
-            batch_size=batch_size, loss=loss, loss_weights=_floats(loss_weights, "--loss-weights"),
+            batch_size=batch_size, repeat=repeat, loss=loss, loss_weights=_floats(loss_weights, "--loss-weights"),
             focal_gamma=focal_gamma, class_weights=_class_weights(class_weights),
             learning_rate=learning_rate, weight_decay=weight_decay, optimizer=optimizer,
             momentum=momentum, schedule=schedule, poly_power=poly_power,

@@ -140,3 +140,76 @@ def test_object_classes_are_named_without_regard_to_case():
     assert aug.object_classes == (1, 2) and aug.copy_paste == 0.5
     with pytest.raises(ValueError, match="not classes of the data"):
         TrainConfig(object_classes=["bus"]).augmentation(["Sky", "Car"])
+
+
+# -- training on crops ------------------------------------------------------------------------
+def find_window(big, small):
+    """(y, x) where ``small`` sits in ``big`` (exactly), or None."""
+    h, w = small.shape[:2]
+    for y in range(big.shape[0] - h + 1):
+        for x in range(big.shape[1] - w + 1):
+            if np.array_equal(big[y:y + h, x:x + w], small):
+                return y, x
+    return None
+
+
+@pytest.mark.parametrize("preset", ["none", "strong"])
+def test_crop_is_a_seeded_window_of_the_augmented_example(preset):
+    image, label = coded_example()
+    full = Augmentation(preset)
+    cropped = Augmentation(preset, crop=(24, 40))
+    corners = set()
+    for s in range(6):
+        whole = apply(full, image, label, seed=(s, 1))
+        win = apply(cropped, image, label, seed=(s, 1))
+        assert win[0].shape == (24, 40, 3) and win[1].shape == (24, 40)
+        corner = find_window(whole[1], win[1])
+        assert corner is not None  # the other draws are untouched by the crop
+        np.testing.assert_array_equal(whole[0][corner[0]:corner[0] + 24, corner[1]:corner[1] + 40],
+                                      win[0])
+        corners.add(corner)
+        # numpy twin (the JAX input path): also a window of its own full augmentation
+        n_whole = full.numpy_full(image.copy(), label.copy(), [s, 1], num_classes=4)
+        n_win = cropped.numpy_full(image.copy(), label.copy(), [s, 1], num_classes=4)
+        assert n_win[1].shape == (24, 40) and find_window(n_whole[1], n_win[1]) is not None
+    assert len(corners) > 1  # the window moves with the seed
+
+
+def test_crop_larger_than_the_example_pads_with_ignore():
+    image, label = coded_example(h=20, w=30)
+    for out in (apply(Augmentation("none", crop=(24, 40)), image, label),
+                Augmentation("none", crop=(24, 40)).numpy_full(image, label, [0, 0])):
+        assert out[1].shape == (24, 40)
+        assert (out[1] == 255).sum() == 24 * 40 - 20 * 30
+        assert find_window(out[1], label) is not None
+    with pytest.raises(ValueError, match="crop"):
+        Augmentation("none", crop=(4, 40))
+
+
+def test_repeat_draws_each_example_that_many_times_per_epoch_and_resumes():
+    src = ShapesSource("train", 6, height=16, width=16)
+    originals = [src.load_numpy(i)[1] for i in range(6)]
+    ds, steps = training_dataset(src, (16, 16), 4, epochs=2, augment="none", repeat=3)
+    assert steps == 4  # 18 draws, full batches of 4
+    batches = [y.numpy() for _, y in ds]
+    assert len(batches) == 8
+    first = [lab for b in batches[:4] for lab in b]
+    hits = [sum(np.array_equal(lab, o) for lab in first) for o in originals]
+    assert sum(hits) == 16 and max(hits) <= 3 and min(hits) >= 1
+    resumed = [y.numpy() for _, y in training_dataset(src, (16, 16), 4, epochs=2, initial_epoch=1,
+                                                     augment="none", repeat=3)[0]]
+    for a, b in zip(resumed, batches[4:]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_numpy_batches_repeat_and_crop():
+    from kseg.data.numpy_pipeline import TrainBatches
+
+    src = ShapesSource("train", 6, height=16, width=16)
+    batches = TrainBatches(src, (16, 16), 4, augment=Augmentation("none", crop=(8, 12)), repeat=3,
+                           workers=2, processes=0)
+    assert len(batches) == 4
+    x, y = batches[0]
+    assert x.shape == (4, 8, 12, 3) and y.shape == (4, 8, 12)
+    order = batches.maker.order(0)
+    assert len(order) == 18 and np.bincount(order, minlength=6).tolist() == [3] * 6

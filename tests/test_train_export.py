@@ -282,3 +282,23 @@ def test_mixed_precision_run_is_evaluated_and_exported_in_float32(tmp_path):
     assert r.exit_code == 0, r.output
     meta = read_metadata(tmp_path / "exp")
     assert meta["metrics"]["float32"]["agreement"] >= 0.99  # bf16 Keras vs float32 file
+
+
+def test_trained_on_crops_validated_and_exported_at_the_full_size(tmp_path):
+    out = tmp_path / "crops"
+    r = invoke(*TRAIN, "--crop", 24, 16, "--repeat", 2, "--epochs", 1, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert "random 24x16 crops" in r.output
+    assert "12 steps per epoch" in r.output  # 48 shapes, 20 % held out, twice, batch 8
+    from kseg.models import load_model
+
+    assert tuple(load_model(out / "best.keras").input.shape[1:3]) == (None, None)
+    r = invoke("export", out, "--tflite", "--out", tmp_path / "exp")
+    assert r.exit_code == 0, r.output
+    from kseg.runtime import Segmenter
+
+    model = Segmenter(tmp_path / "exp").model
+    assert (model.height, model.width) == (32, 32)
+    for bad in (["--crop", 40, 16], ["--repeat", 0]):
+        r = invoke(*TRAIN, *bad, "--epochs", 1, "--out", tmp_path / "bad")
+        assert r.exit_code != 0 and not (tmp_path / "bad").exists()

@@ -5,7 +5,10 @@
 - a preset, ``none`` | ``flip`` | ``light`` | ``strong``, or an albumentations pipeline saved as JSON/YAML
   (``albumentations.save``), given as a file path;
 - object-level augmentation (``kseg.data.objects``): copy-paste from a donor example with
-  probability ``copy_paste``, moving one object with probability ``object_transform``.
+  probability ``copy_paste``, moving one object with probability ``object_transform``;
+- ``crop`` = (height, width): a random window of the augmented example, last (training on crops
+  of the full-size examples: the model, built for any input size, is validated and exported at
+  the full size).
 
 ``flip`` only mirrors; ``light`` is TensorFlow ops only (mirror, random scale 0.75-1.25 with crop/pad, brightness and
 contrast) — cheap and graph-native. ``strong`` mirrors in TensorFlow and runs albumentations for the
@@ -61,8 +64,13 @@ class Augmentation:
     object_transform: float = 0.0
     object_classes: tuple = None  # class ids for copy-paste and object moves (None: all)
     ignore_index: int = 255
+    crop: tuple = None  # (height, width) random window taken last; None: the whole example
 
     def __post_init__(self):
+        if self.crop is not None:
+            self.crop = tuple(int(v) for v in self.crop)
+            if len(self.crop) != 2 or min(self.crop) < 8:
+                raise ValueError(f"crop must be two sizes >= 8, got {self.crop}")
         for name in ("copy_paste", "object_transform"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
                 raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
@@ -115,9 +123,13 @@ class Augmentation:
             image, label = out["image"], out["mask"]
         return image.astype(np.uint8), label.astype(np.uint8)
 
-    def numpy_full(self, image, label, seed, donor=None, num_classes=256):
+    def numpy_full(self, image, label, seed, donor=None, num_classes=256, crop=True):
         """Everything ``apply`` does, in numpy (the TensorFlow-free input path of the JAX backend);
         the same transforms, drawn from a numpy generator seeded by ``seed``."""
+        crop = self.crop if crop else None
+        if crop is not None:
+            image, label = self.numpy_full(image, label, seed, donor, num_classes, crop=False)
+            return numpy_crop(image, label, self.crop, _crop_rng(seed), self.ignore_index)
         if self.preset == "none" and not self.uses_numpy:
             return image, label
         rng = np.random.default_rng(np.asarray(seed, dtype=np.int64).view(np.uint64).tolist())
@@ -138,6 +150,15 @@ class Augmentation:
     # -- TensorFlow ---------------------------------------------------------------------------
     def apply(self, image, label, seed, donor=None, num_classes=256):
         """TF graph: augment one resized example; ``seed`` is a stateless seed (int64 [2])."""
+        import tensorflow as tf
+
+        if self.crop is not None:
+            seed_crop = tf.random.experimental.stateless_fold_in(seed, 5)  # leaves the others as they were
+            image, label = self._apply(image, label, seed, donor, num_classes)
+            return random_crop(image, label, self.crop, seed_crop, self.ignore_index)
+        return self._apply(image, label, seed, donor, num_classes)
+
+    def _apply(self, image, label, seed, donor, num_classes):
         import tensorflow as tf
 
         if self.preset == "none" and not self.uses_numpy:
@@ -162,6 +183,43 @@ class Augmentation:
         image.set_shape(shape_i)
         label.set_shape(shape_l)
         return image, label
+
+
+def random_crop(image, label, size, seed, ignore_index):
+    """A random ``size`` = (height, width) window (padded first where the example is smaller:
+    image 0, label ignore)."""
+    import tensorflow as tf
+
+    h, w = int(size[0]), int(size[1])
+    both = tf.concat([tf.cast(image, tf.int32), tf.cast(label, tf.int32)[..., None] - ignore_index],
+                     axis=-1)  # label - ignore_index: padding reads back as ignore
+    ih, iw = tf.shape(both)[0], tf.shape(both)[1]
+    both = tf.image.pad_to_bounding_box(both, 0, 0, tf.maximum(ih, h), tf.maximum(iw, w))
+    both = tf.image.stateless_random_crop(both, [h, w, 4], seed)
+    image = tf.cast(both[..., :3], tf.uint8)
+    label = tf.cast(both[..., 3] + ignore_index, tf.uint8)
+    image.set_shape([h, w, 3])
+    label.set_shape([h, w])
+    return image, label
+
+
+def _crop_rng(seed):
+    return np.random.default_rng([*np.asarray(seed, dtype=np.int64).view(np.uint64).tolist(), 5])
+
+
+def numpy_crop(image, label, size, rng, ignore_index=255):
+    """numpy twin of ``random_crop``."""
+    h, w = int(size[0]), int(size[1])
+    ih, iw = label.shape
+    if ih < h or iw < w:
+        canvas_i = np.zeros((max(ih, h), max(iw, w), 3), np.uint8)
+        canvas_l = np.full((max(ih, h), max(iw, w)), ignore_index, np.uint8)
+        canvas_i[:ih, :iw], canvas_l[:ih, :iw] = image, label
+        image, label = canvas_i, canvas_l
+    y = rng.integers(0, label.shape[0] - h + 1)
+    x = rng.integers(0, label.shape[1] - w + 1)
+    return (np.ascontiguousarray(image[y:y + h, x:x + w]),
+            np.ascontiguousarray(label[y:y + h, x:x + w]))
 
 
 def random_flip(image, label, seed):

@@ -43,13 +43,14 @@ class BatchMaker:
     """Builds training batch ``i`` of ``epoch``: a pure function of (seed, epoch, i), so threads
     and worker processes give the same batches. Picklable (sent once to each worker process)."""
 
-    def __init__(self, source, size, batch, seed, aug, cache):
+    def __init__(self, source, size, batch, seed, aug, cache, repeat=1):
         self.source, self.size, self.batch, self.seed, self.aug = source, size, batch, seed, aug
         self.examples = Examples(source, size, cache)
         self.n, self.num_classes = len(source), len(source.classes)
+        self.n_epoch = self.n * int(repeat)  # examples per epoch: each one ``repeat`` times
 
     def order(self, epoch, salt=0):
-        return np.random.default_rng([self.seed + salt, epoch]).permutation(self.n)
+        return np.random.default_rng([self.seed + salt, epoch]).permutation(self.n_epoch) % self.n
 
     def __call__(self, epoch, i):
         order, donors = self.order(epoch), self.order(epoch, 7919)
@@ -57,7 +58,7 @@ class BatchMaker:
         for k in range(i * self.batch, (i + 1) * self.batch):
             image, label = self.examples(order[k])
             donor = self.examples(donors[k]) if self.aug.needs_donor else None
-            image, label = self.aug.numpy_full(image, label, [epoch * self.n + k, self.seed],
+            image, label = self.aug.numpy_full(image, label, [epoch * self.n_epoch + k, self.seed],
                                                donor, self.num_classes)
             images.append(image)
             labels.append(label)

@@ -45,18 +45,20 @@ class TrainBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, source, image_size, batch_size, *, initial_epoch=0, seed=0,
-                 augment=None, workers=None, cache=False, processes=None):
+                 augment=None, workers=None, cache=False, processes=None, repeat=1):
         workers = workers or default_workers()
         super().__init__(workers=workers, use_multiprocessing=False)
         self.source, self.size, self.batch = source, tuple(image_size), int(batch_size)
         self.n = len(source)
-        self.steps = self.n // self.batch
+        if int(repeat) < 1:
+            raise ValueError(f"repeat must be at least 1, got {repeat}")
+        self.steps = self.n * int(repeat) // self.batch
         if self.steps < 1:
             raise ValueError(f"{source.where}: {self.n} training examples cannot fill one batch "
                              f"of {batch_size}; lower --batch-size")
         self.seed, self.epoch = int(seed), int(initial_epoch)
         self.aug = augment if isinstance(augment, Augmentation) else Augmentation(augment or "none")
-        self.maker = BatchMaker(source, self.size, self.batch, self.seed, self.aug, cache)
+        self.maker = BatchMaker(source, self.size, self.batch, self.seed, self.aug, cache, repeat)
         self.examples = self.maker.examples
         if processes is None:
             processes = default_processes()

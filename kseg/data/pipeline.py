@@ -58,14 +58,19 @@ def _resized(source, image_size, cache=None, deterministic=True):
 
 def training_dataset(
     source, image_size, batch_size, *, epochs, initial_epoch=0, seed=0, augment="light",
-    cache=None, deterministic=True,
+    cache=None, deterministic=True, repeat=1,
 ):
     """Batches for epochs ``initial_epoch .. epochs-1``; returns (dataset, steps_per_epoch).
 
-    Every epoch has ``len(source) // batch_size`` full batches (the remainder differs per epoch).
+    Every epoch passes ``repeat`` times over the source, shuffled together, in
+    ``repeat * len(source) // batch_size`` full batches (the remainder differs per epoch).
     """
     n = len(source)
-    steps = n // batch_size
+    repeat = int(repeat)
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}")
+    n_epoch = n * repeat  # examples drawn per epoch (each source example ``repeat`` times)
+    steps = n_epoch // batch_size
     if steps < 1:
         raise ValueError(
             f"{source.where}: {n} training examples cannot fill one batch of {batch_size}; "
@@ -77,7 +82,7 @@ def training_dataset(
     by_index = getattr(source, "random_access", True) and not cache
 
     def example_seed(epoch, k):
-        return tf.stack([tf.cast(epoch, tf.int64) * n + k, tf.cast(seed, tf.int64)])
+        return tf.stack([tf.cast(epoch, tf.int64) * n_epoch + k, tf.cast(seed, tf.int64)])
 
     def augment_one(image, label, ex_seed, donor=None):
         return aug.apply(image, label, ex_seed, donor=donor, num_classes=num_classes)
@@ -86,8 +91,8 @@ def training_dataset(
         def epoch_indices(epoch):
             k = tf.data.Dataset.range(per_epoch)
             return k.map(lambda k: (
-                tf.random.experimental.index_shuffle(k, [seed, epoch], n - 1),
-                tf.random.experimental.index_shuffle(k, [seed + 7919, epoch], n - 1),
+                tf.random.experimental.index_shuffle(k, [seed, epoch], n_epoch - 1) % n,
+                tf.random.experimental.index_shuffle(k, [seed + 7919, epoch], n_epoch - 1) % n,
                 example_seed(epoch, k),
             ))
 
@@ -100,12 +105,14 @@ def training_dataset(
         ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
     else:
         base = _resized(source, image_size, cache, deterministic)
+        if repeat > 1:
+            base = base.repeat(repeat)
         ds = None
         for epoch in range(initial_epoch, epochs):
-            shuffled = base.shuffle(min(n, 2048), seed=seed * 100_003 + epoch,
+            shuffled = base.shuffle(min(n_epoch, 2048), seed=seed * 100_003 + epoch,
                                     reshuffle_each_iteration=False).take(per_epoch)
             if aug.needs_donor:
-                donors = base.shuffle(min(n, 2048), seed=seed * 100_003 + epoch + 50_000,
+                donors = base.shuffle(min(n_epoch, 2048), seed=seed * 100_003 + epoch + 50_000,
                                       reshuffle_each_iteration=False).repeat()
                 part = tf.data.Dataset.zip(shuffled, donors)
                 part = part.enumerate().map(

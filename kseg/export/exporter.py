@@ -80,7 +80,9 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
     model = load_model(model_path, compile=False)
     model_options = dict(config.model_options)
     model = float32_copy(model, config.model, model_options)  # a mixed-precision run
-    if output_stride is not None:  # same weights, another output stride (DeepLab)
+    # another output stride (DeepLab), or a model trained on crops (any input size): the same
+    # weights in a model built for the export size
+    if output_stride is not None or tuple(model.input.shape[1:3]) != (height, width):
         model, model_options = rebuild_trained(model, config.model, model_options,
                                                input_shape=(height, width, 3),
                                                output_stride=output_stride)

@@ -14,11 +14,13 @@ class TrainConfig:
     ignore_index: int = DEFAULT_IGNORE_INDEX
     val_fraction: float = 0.2
     image_size: tuple = (128, 128)
+    crop: tuple = None  # train on random (height, width) windows of the image_size examples
     model: str = "unet"
     model_options: dict = dataclasses.field(default_factory=dict)
     sigmoid: bool = False  # binary task: one sigmoid output channel instead of two softmax ones
     epochs: int = 10
     batch_size: int = 8
+    repeat: int = 1  # passes over the training data per epoch (small datasets: fewer validations)
     learning_rate: float = 1e-3
     weight_decay: float = 1e-4
     optimizer: str = "adamw"  # adamw | sgd (with momentum)
@@ -48,14 +50,22 @@ class TrainConfig:
 
     def __post_init__(self):
         self.image_size = tuple(int(v) for v in self.image_size)
+        if self.crop is not None:
+            self.crop = tuple(int(v) for v in self.crop)
         self.remap = {int(k): v for k, v in (self.remap or {}).items()}
         if isinstance(self.augment, bool):  # configs written before presets existed
             self.augment = "flip" if self.augment else "none"
         problems = []
         if len(self.image_size) != 2 or min(self.image_size) < 8:
             problems.append(f"image_size must be two sizes >= 8, got {self.image_size}")
+        if self.crop is not None and (len(self.crop) != 2 or min(self.crop) < 8 or any(
+                c > s for c, s in zip(self.crop, self.image_size))):
+            problems.append(f"crop must be two sizes >= 8 and within image_size "
+                            f"{list(self.image_size)}, got {list(self.crop)}")
         if int(self.epochs) < 1:
             problems.append(f"epochs must be at least 1, got {self.epochs}")
+        if int(self.repeat) < 1:
+            problems.append(f"repeat must be at least 1, got {self.repeat}")
         if int(self.batch_size) < 1:
             problems.append(f"batch_size must be at least 1, got {self.batch_size}")
         if not float(self.learning_rate) > 0:
@@ -102,6 +112,7 @@ class TrainConfig:
     def to_json(self):
         d = dataclasses.asdict(self)
         d["image_size"] = list(self.image_size)
+        d["crop"] = list(self.crop) if self.crop is not None else None
         d["remap"] = {str(k): v for k, v in self.remap.items()}
         d["kseg_version"] = __version__
         return d
@@ -140,4 +151,4 @@ class TrainConfig:
             ids = tuple(lowered.index(c.lower()) for c in self.object_classes)
         return Augmentation(self.augment, copy_paste=self.copy_paste,
                             object_transform=self.object_transform, object_classes=ids,
-                            ignore_index=self.ignore_index)
+                            ignore_index=self.ignore_index, crop=self.crop)

@@ -57,10 +57,12 @@ def resolve_class_weights(config, report):
 def build_model(config, num_classes):
     if config.sigmoid and num_classes != 2:
         raise ValueError(f"--sigmoid is for binary tasks (2 classes); the data has {num_classes}")
+    # trained on crops, validated on whole images: a model of any input size
+    input_shape = (None, None, 3) if config.crop else (*config.image_size, 3)
     return models.build(
         config.model,
         num_classes=1 if config.sigmoid else num_classes,
-        input_shape=(*config.image_size, 3),
+        input_shape=input_shape,
         **config.model_options,
     )
 
@@ -150,7 +152,7 @@ def _datasets(config, train_src, val_src, global_batch, done):
         train_ds, steps = training_dataset(
             train_src, config.image_size, global_batch, epochs=config.epochs, initial_epoch=done,
             seed=config.seed, augment=augmentation, cache=config.cache,
-            deterministic=config.deterministic,
+            deterministic=config.deterministic, repeat=config.repeat,
         )
         val_ds = evaluation_dataset(val_src, config.image_size, config.batch_size,
                                     cache=bool(config.cache) or None)
@@ -159,7 +161,8 @@ def _datasets(config, train_src, val_src, global_batch, done):
 
     cache = bool(config.cache)  # in memory (a cache file is a tf.data feature)
     train_ds = TrainBatches(train_src, config.image_size, global_batch, initial_epoch=done,
-                            seed=config.seed, augment=augmentation, cache=cache)
+                            seed=config.seed, augment=augmentation, cache=cache,
+                            repeat=config.repeat)
     val_ds = EvalBatches(val_src, config.image_size, config.batch_size, cache=cache)
     return train_ds, val_ds, train_ds.steps
 
@@ -231,7 +234,9 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_
         log("class weights: " + ", ".join(f"{c} {w:.3f}" for c, w in zip(train_src.classes, weights)))
     log(f"training {config.model} ({model.count_params():,} parameters) on {train_src.where}: "
         f"{len(train_src)} train / {len(val_src)} val images at "
-        f"{config.image_size[0]}x{config.image_size[1]}, {steps} steps per epoch"
+        f"{config.image_size[0]}x{config.image_size[1]}"
+        + (f" (random {config.crop[0]}x{config.crop[1]} crops)" if config.crop else "")
+        + f", {steps} steps per epoch"
         + (f", {replicas} replicas x batch {config.batch_size}" if replicas > 1 else "")
         + (f", {policy}" if policy != "float32" else ""))
 
