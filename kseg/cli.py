@@ -248,7 +248,8 @@ def _source_for(ref, data, split, data_opts):
 @click.option("--output-stride", type=click.Choice(["8", "16", "32"]),
               help="Evaluate at another output stride with the same weights (DeepLab).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the scores here.")
-@click.option("--tta", help="Test-time augmentation, e.g. flip,rotate=-10,-5,5,10,scales=0.75,1,1.25.")
+@click.option("--tta", help="Test-time augmentation, e.g. flip,rotate=-10,-5,5,10,scales=0.75,1,1.25; "
+              "flip,turns: all 8 symmetries of the square (microscopy).")
 def evaluate(model, data, split, data_opts, output_stride, json_path, tta):
     """Score MODEL (a run folder or .keras file): per-class IoU, mIoU, pixel accuracy."""
     from kseg.data import DatasetError

@@ -1,9 +1,12 @@
-"""Test-time augmentation: predict the same image several times — mirrored, slightly rotated,
-rescaled — map every prediction back onto the original pixel grid and average the class
-probabilities.
+"""Test-time augmentation: predict the same image several times — mirrored, turned by quarter
+turns, slightly rotated, rescaled — map every prediction back onto the original pixel grid and
+average the class probabilities.
 
 ``TTA.parse("flip,rotate=-10,-5,5,10,scales=0.75,1,1.25")`` makes these passes: every scale, each
-with and without mirroring, plus every rotation at scale 1. Rotations turn about the image centre;
+with and without mirroring, plus every rotation at scale 1. ``turns`` adds the exact 90, 180 and
+270 degree turns of every scale/mirror pass (with ``flip``: all 8 symmetries of the square, for
+data with no up or left such as microscopy; a turn of a non-square image swaps its height and
+width, so it needs a model that takes any input size). Rotations turn about the image centre;
 the corners they bring into view are filled by reflection for the model's sake, and pixels of the
 original that a rotation moves out of view are left out of that pass's vote (each pixel's average
 runs over the passes that saw it). Scales other than 1 need a model that takes any input size.
@@ -32,6 +35,7 @@ class Pass:
     scale: float = 1.0
     flip: bool = False
     angle: float = 0.0
+    quarter: int = 0  # exact counter-clockwise quarter turns (np.rot90), after mirroring
 
     def forward(self, image):
         """The transformed model input (uint8 [h', w', 3])."""
@@ -42,6 +46,8 @@ class Pass:
             out = cv2.resize(out, size, interpolation=cv2.INTER_LINEAR)
         if self.flip:
             out = out[:, ::-1]
+        if self.quarter:
+            out = np.rot90(out, self.quarter)
         if self.angle:
             out = cv2.warpAffine(np.ascontiguousarray(out), self._rotation(out.shape), out.shape[1::-1],
                                  flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
@@ -60,6 +66,8 @@ class Pass:
             valid = cv2.warpAffine(valid, m, probs.shape[1::-1], flags=flags,
                                    borderMode=cv2.BORDER_CONSTANT, borderValue=0)
             valid = (valid > 0.999).astype(np.float32)
+        if self.quarter:
+            probs, valid = np.rot90(probs, -self.quarter), np.rot90(valid, -self.quarter)
         if self.flip:
             probs, valid = probs[:, ::-1], valid[:, ::-1]
         if probs.shape[:2] != tuple(size):
@@ -80,47 +88,62 @@ class TTA:
     flip: bool = False
     angles: tuple = ()
     scales: tuple = (1.0,)
+    turns: bool = False
 
     @classmethod
     def parse(cls, spec):
-        """``flip,rotate=-10,-5,5,10,scales=0.75,1,1.25``: numbers after ``key=`` belong to it."""
-        flip, angles, scales, key = False, [], [], None
+        """``flip,turns,rotate=-10,-5,5,10,scales=0.75,1,1.25``: numbers after ``key=`` belong
+        to it."""
+        flip, turns, angles, scales, key = False, False, [], [], None
         for token in [t.strip() for t in str(spec).split(",") if t.strip()]:
             if "=" in token:
                 key, _, token = token.partition("=")
                 key = key.strip()
                 if key not in ("rotate", "scales"):
-                    raise ValueError(f"TTA: unknown key {key!r} in {spec!r} (flip, rotate=, scales=)")
+                    raise ValueError(f"TTA: unknown key {key!r} in {spec!r} (flip, turns, rotate=, "
+                                     "scales=)")
             elif token == "flip":
                 flip, key = True, None
                 continue
+            elif token == "turns":
+                turns, key = True, None
+                continue
             if key is None:
-                raise ValueError(f"TTA: {token!r} in {spec!r} is not flip, rotate=... or scales=...")
+                raise ValueError(f"TTA: {token!r} in {spec!r} is not flip, turns, rotate=... or "
+                                 "scales=...")
             try:
                 value = float(token)
             except ValueError:
                 raise ValueError(f"TTA: {token!r} in {spec!r} is not a number") from None
             if key == "rotate":
                 if abs(value) > 45:
-                    raise ValueError(f"TTA: rotation {value} is not a small angle (|angle| <= 45)")
+                    raise ValueError(f"TTA: rotation {value} is not a small angle (|angle| <= 45; "
+                                     "exact quarter turns: turns)")
                 angles.append(value)
             else:
                 if not 0.25 <= value <= 4:
                     raise ValueError(f"TTA: scale {value} outside 0.25..4")
                 scales.append(value)
-        return cls(flip=flip, angles=tuple(a for a in angles if a), scales=tuple(scales or [1.0]))
+        return cls(flip=flip, angles=tuple(a for a in angles if a), scales=tuple(scales or [1.0]),
+                   turns=turns)
 
     @property
     def needs_any_size(self):
-        return any(s != 1.0 for s in self.scales)
+        """Passes whose input size differs from the image's: rescaling, or turns (which swap a
+        non-square image's height and width)."""
+        return self.turns or any(s != 1.0 for s in self.scales)
 
     def passes(self):
-        out = [Pass(scale=s, flip=f) for s in self.scales for f in ((False, True) if self.flip else (False,))]
+        out = [Pass(scale=s, flip=f, quarter=q) for s in self.scales
+               for f in ((False, True) if self.flip else (False,))
+               for q in ((0, 1, 2, 3) if self.turns else (0,))]
         out += [Pass(angle=a) for a in self.angles]
         return out
 
     def __str__(self):
         parts = ["flip"] if self.flip else []
+        if self.turns:
+            parts.append("turns")
         if self.angles:
             parts.append("rotate=" + ",".join(f"{a:g}" for a in self.angles))
         parts.append("scales=" + ",".join(f"{s:g}" for s in self.scales))

@@ -32,6 +32,9 @@ def test_parse_spec():
     assert tta.flip and tta.angles == (-10, -5, 5, 10) and tta.scales == (0.75, 1.0, 1.25)
     assert len(tta.passes()) == 3 * 2 + 4 and tta.needs_any_size
     assert str(TTA.parse(str(tta))) == str(tta)
+    square = TTA.parse("flip,turns")  # the 8 symmetries of the square
+    assert {(p.flip, p.quarter) for p in square.passes()} == {(f, q) for f in (0, 1) for q in range(4)}
+    assert square.needs_any_size and str(TTA.parse(str(square))) == str(square)
     for bad in ("spin", "rotate=90", "scales=x", "scales=10", "3"):
         with pytest.raises(ValueError, match="TTA"):
             TTA.parse(bad)
@@ -43,7 +46,8 @@ def test_every_pass_is_mapped_back_onto_the_original_pixels():
     predict = lambda x: model.predict_on_batch(x.astype(np.float32))  # noqa: E731
     plain = np.argmax(predict(image[None])[0], -1)
     assert np.array_equal(plain, truth)
-    for spec in ("flip", "rotate=-10,10", "scales=0.75,1.25", "flip,rotate=-10,-5,5,10,scales=0.75,1,1.25"):
+    for spec in ("flip", "rotate=-10,10", "scales=0.75,1.25", "flip,turns",
+                 "flip,rotate=-10,-5,5,10,scales=0.75,1,1.25"):
         tta = TTA.parse(spec)
         # every single pass, inverted, lands on the truth except near object borders
         for p in tta.passes():
@@ -57,6 +61,8 @@ def test_every_pass_is_mapped_back_onto_the_original_pixels():
     flipped = np.argmax(predict(Pass(flip=True).forward(image)[None])[0], -1)
     rotated = np.argmax(predict(Pass(angle=10).forward(image)[None])[0], -1)
     assert np.mean(flipped == truth) < 0.8 and np.mean(rotated == truth) < 0.95
+    turned = np.argmax(predict(Pass(quarter=2).forward(image)[None])[0], -1)
+    assert np.mean(turned == truth) < 0.8
 
 
 def test_rotated_out_corners_are_left_out_of_the_vote():
