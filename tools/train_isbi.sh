@@ -12,7 +12,10 @@
 # 5 of the 25 pairs are held out (--val-fraction 0.2, the seeded split `kseg data check` lists)
 # and never trained on; they are the pairs docs/results.md reports. The epoch count is fitted to
 # the budget as in tools/train_camvid.sh (probe, then resume). Augmentation: flips, 90-degree
-# turns, affine and elastic warps, brightness/contrast/gamma (tools/isbi2012_augment.yaml).
+# turns, affine and elastic warps, brightness/contrast/gamma (tools/isbi2012_augment.yaml), then a
+# random 256x256 window (--crop: a quarter of the pixels per example, so about 4x the examples per
+# second; each pair is drawn 4 times per epoch, --repeat 4); validated and exported at 512x512.
+# To continue a run: EXTRA="--init-from runs/OLD --learning-rate 1e-3 --warmup-epochs 1".
 set -euo pipefail
 DATA=${1:-../shared/data/isbi2012/train}
 RUN=${2:-runs/isbi2012}
@@ -23,7 +26,8 @@ here=$(realpath --relative-to=. "$(dirname "$0")")  # one spelling in config.jso
 start=$(date +%s)
 
 args=(--data "$DATA" --classes membrane,cell --remap 255:1 --val-fraction 0.2
-      --model unet -o base_filters=16 -o depth=4 --image-size 512 512 --batch-size 4
+      --model unet -o base_filters=16 -o depth=4 --image-size 512 512 --crop 256 256 --repeat 4
+      --batch-size 4
       --loss ce+dice --learning-rate 2e-3 --schedule poly --warmup-epochs 2
       --augment "$here/isbi2012_augment.yaml" --cache memory
       --backend "${BACKEND:-tensorflow}" --out "$RUN")
