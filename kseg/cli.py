@@ -237,7 +237,8 @@ def _source_for(ref, data, split, data_opts):
         if ref.config is None:
             raise click.UsageError("this model has no run folder; give --data")
         return ref.config.open_source(split)
-    return open_source(data, split, **data_opts, image_size=ref.input_size or (128, 128))
+    size = ref.input_size or (ref.config.image_size if ref.config else (128, 128))  # any size: the run's
+    return open_source(data, split, **data_opts, image_size=size)
 
 
 @main.command()
