@@ -123,13 +123,15 @@ class Augmentation:
             image, label = out["image"], out["mask"]
         return image.astype(np.uint8), label.astype(np.uint8)
 
-    def numpy_full(self, image, label, seed, donor=None, num_classes=256, crop=True):
+    def numpy_full(self, image, label, seed, donor=None, num_classes=256):
         """Everything ``apply`` does, in numpy (the TensorFlow-free input path of the JAX backend);
         the same transforms, drawn from a numpy generator seeded by ``seed``."""
-        crop = self.crop if crop else None
-        if crop is not None:
-            image, label = self.numpy_full(image, label, seed, donor, num_classes, crop=False)
-            return numpy_crop(image, label, self.crop, _crop_rng(seed), self.ignore_index)
+        image, label = self._numpy_full(image, label, seed, donor, num_classes)
+        if self.crop is None:
+            return image, label
+        return numpy_crop(image, label, self.crop, _crop_rng(seed), self.ignore_index)
+
+    def _numpy_full(self, image, label, seed, donor, num_classes):
         if self.preset == "none" and not self.uses_numpy:
             return image, label
         rng = np.random.default_rng(np.asarray(seed, dtype=np.int64).view(np.uint64).tolist())
