@@ -125,7 +125,8 @@ def main():
               metavar="H W")
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
               help="Passes over the training data per epoch (a small dataset: fewer, longer "
-              "epochs, so less time validating).")
+              "epochs, so less time validating; whatever counts epochs — warm-up, early "
+              "stopping, precise BN — counts these longer ones).")
 @click.option("--crop", type=int, nargs=2, default=None, metavar="H W",
               help="Train on random H x W windows of the --image-size examples (after "
               "augmentation); validation and export stay at --image-size.")
@@ -282,7 +283,8 @@ def evaluate(model, data, split, data_opts, output_stride, json_path, tta):
 @click.argument("model")
 @click.argument("images", nargs=-1, required=True)
 @click.option("--out", required=True, help="Folder for masks and overlays.")
-@click.option("--tta", help="Test-time augmentation, e.g. flip,rotate=-5,5,scales=0.75,1,1.25.")
+@click.option("--tta", help="Test-time augmentation, e.g. flip,rotate=-5,5,scales=0.75,1,1.25; "
+              "flip,turns: all 8 symmetries of the square.")
 def predict(model, images, out, tta):
     """Segment IMAGES with MODEL; writes coloured masks, overlays and label PNGs."""
     from kseg.inference import ModelRef, predict_files

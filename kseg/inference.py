@@ -66,12 +66,14 @@ class ModelRef:
 
 
 def for_tta(ref, tta):
-    """``ref`` ready for ``tta``: rescaled passes need a model that takes any input size."""
-    if tta is None or not tta.needs_any_size or ref.input_size is None:
+    """``ref`` ready for ``tta``: rescaled passes, and quarter turns of a non-square input, need
+    a model that takes any input size."""
+    if tta is None or ref.input_size is None or not tta.needs_any_size_for(ref.input_size):
         return ref
     if ref.config is None:
-        raise ValueError(f"{ref.model_path}: TTA scales need a model of any input size, and this "
-                         "file has no run configuration to rebuild it; use scales=1")
+        raise ValueError(f"{ref.model_path}: TTA scales (and turns of a non-square input) need "
+                         "a model of any input size, and this file has no run configuration to "
+                         "rebuild it; use scales=1 without turns")
     return ref.rebuilt(input_shape=(None, None, 3))
 
 

@@ -127,11 +127,10 @@ class TTA:
         return cls(flip=flip, angles=tuple(a for a in angles if a), scales=tuple(scales or [1.0]),
                    turns=turns)
 
-    @property
-    def needs_any_size(self):
-        """Passes whose input size differs from the image's: rescaling, or turns (which swap a
-        non-square image's height and width)."""
-        return self.turns or any(s != 1.0 for s in self.scales)
+    def needs_any_size_for(self, size):
+        """Whether images of ``size`` = (height, width) make passes of another size: rescaling,
+        or turns of a non-square image (which swap its height and width)."""
+        return any(s != 1.0 for s in self.scales) or (self.turns and size[0] != size[1])
 
     def passes(self):
         out = [Pass(scale=s, flip=f, quarter=q) for s in self.scales

@@ -186,10 +186,11 @@ def test_crop_larger_than_the_example_pads_with_ignore():
         Augmentation("none", crop=(4, 40))
 
 
-def test_repeat_draws_each_example_that_many_times_per_epoch_and_resumes():
+@pytest.mark.parametrize("cache", [None, True])  # by index / shuffle buffer over cached examples
+def test_repeat_draws_each_example_that_many_times_per_epoch_and_resumes(cache):
     src = ShapesSource("train", 6, height=16, width=16)
     originals = [src.load_numpy(i)[1] for i in range(6)]
-    ds, steps = training_dataset(src, (16, 16), 4, epochs=2, augment="none", repeat=3)
+    ds, steps = training_dataset(src, (16, 16), 4, epochs=2, augment="none", repeat=3, cache=cache)
     assert steps == 4  # 18 draws, full batches of 4
     batches = [y.numpy() for _, y in ds]
     assert len(batches) == 8
@@ -197,7 +198,7 @@ def test_repeat_draws_each_example_that_many_times_per_epoch_and_resumes():
     hits = [sum(np.array_equal(lab, o) for lab in first) for o in originals]
     assert sum(hits) == 16 and max(hits) <= 3 and min(hits) >= 1
     resumed = [y.numpy() for _, y in training_dataset(src, (16, 16), 4, epochs=2, initial_epoch=1,
-                                                     augment="none", repeat=3)[0]]
+                                                     augment="none", repeat=3, cache=cache)[0]]
     for a, b in zip(resumed, batches[4:]):
         np.testing.assert_array_equal(a, b)
 

@@ -289,7 +289,7 @@ def test_trained_on_crops_validated_and_exported_at_the_full_size(tmp_path):
     r = invoke(*TRAIN, "--crop", 24, 16, "--repeat", 2, "--epochs", 1, "--out", out)
     assert r.exit_code == 0, r.output
     assert "random 24x16 crops" in r.output
-    assert "12 steps per epoch" in r.output  # 48 shapes, 20 % held out, twice, batch 8
+    assert "12 steps per epoch" in r.output  # 48 training shapes, twice, batch 8
     from kseg.models import load_model
 
     assert tuple(load_model(out / "best.keras").input.shape[1:3]) == (None, None)

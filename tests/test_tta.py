@@ -30,11 +30,12 @@ def asymmetric_scene(h=96, w=128):
 def test_parse_spec():
     tta = TTA.parse("flip,rotate=-10,-5,5,10,scales=0.75,1,1.25")
     assert tta.flip and tta.angles == (-10, -5, 5, 10) and tta.scales == (0.75, 1.0, 1.25)
-    assert len(tta.passes()) == 3 * 2 + 4 and tta.needs_any_size
+    assert len(tta.passes()) == 3 * 2 + 4 and tta.needs_any_size_for((64, 64))
     assert str(TTA.parse(str(tta))) == str(tta)
     square = TTA.parse("flip,turns")  # the 8 symmetries of the square
     assert {(p.flip, p.quarter) for p in square.passes()} == {(f, q) for f in (0, 1) for q in range(4)}
-    assert square.needs_any_size and str(TTA.parse(str(square))) == str(square)
+    assert square.needs_any_size_for((96, 128)) and not square.needs_any_size_for((64, 64))
+    assert str(TTA.parse(str(square))) == str(square)
     for bad in ("spin", "rotate=90", "scales=x", "scales=10", "3"):
         with pytest.raises(ValueError, match="TTA"):
             TTA.parse(bad)

@@ -30,8 +30,9 @@ def step_seconds(model, batch, size, num_classes, steps, rng):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="unet")
-    parser.add_argument("-o", "--option", action="append", default=["base_filters=16", "depth=4"],
-                        help="Model option KEY=VALUE (default: the ISBI U-Net).")
+    parser.add_argument("-o", "--option", action="append", default=None,
+                        help="Model option KEY=VALUE, repeatable (default: the ISBI U-Net's "
+                        "base_filters=16, depth=4).")
     parser.add_argument("--classes", type=int, default=2)
     parser.add_argument("--size", type=int, nargs=2, default=(512, 512), metavar=("H", "W"))
     parser.add_argument("--crop", type=int, nargs=2, default=(256, 256), metavar=("H", "W"))
@@ -40,6 +41,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=5, help="Timed steps per case (median).")
     parser.add_argument("--out", help="Markdown file for the table (docs/benchmarks.md).")
     args = parser.parse_args(argv)
+    args.option = args.option or ["base_filters=16", "depth=4"]
 
     import numpy as np
 

@@ -54,8 +54,10 @@ class TrainBatches(keras.utils.PyDataset):
             raise ValueError(f"repeat must be at least 1, got {repeat}")
         self.steps = self.n * int(repeat) // self.batch
         if self.steps < 1:
-            raise ValueError(f"{source.where}: {self.n} training examples cannot fill one batch "
-                             f"of {batch_size}; lower --batch-size")
+            raise ValueError(f"{source.where}: {self.n} training examples"
+                             + (f" drawn {repeat} times" if int(repeat) > 1 else "")
+                             + f" cannot fill one batch of {batch_size}; lower --batch-size or "
+                             "raise --repeat")
         self.seed, self.epoch = int(seed), int(initial_epoch)
         self.aug = augment if isinstance(augment, Augmentation) else Augmentation(augment or "none")
         self.maker = BatchMaker(source, self.size, self.batch, self.seed, self.aug, cache, repeat)

@@ -73,8 +73,9 @@ def training_dataset(
     steps = n_epoch // batch_size
     if steps < 1:
         raise ValueError(
-            f"{source.where}: {n} training examples cannot fill one batch of {batch_size}; "
-            f"lower --batch-size"
+            f"{source.where}: {n} training examples"
+            + (f" drawn {repeat} times" if repeat > 1 else "")
+            + f" cannot fill one batch of {batch_size}; lower --batch-size or raise --repeat"
         )
     aug = as_augmentation(augment, getattr(source, "ignore_index", 255))
     num_classes = len(source.classes)
