@@ -27,3 +27,11 @@ def write_section(path, heading, body, replace=True):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text.rstrip() + "\n")
     return path
+
+
+def publish(body, path, heading):
+    """Print a benchmark's markdown ``body`` and, when ``path`` is given, put it into that file
+    under ``## heading`` (``write_section``)."""
+    print(body)
+    if path:
+        write_section(path, heading, body)

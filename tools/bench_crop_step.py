@@ -70,11 +70,9 @@ def main(argv=None):
         lines.append(f"| {label} {size[0]}x{size[1]} | {args.batch} | {s:.3f} | "
                      f"{args.batch * size[0] * size[1] / s / 1e6:.2f} M | {s / whole:.2f}x |")
     body = "\n".join(lines)
-    print(body)
-    if args.out:
-        from kseg.docs import write_section
+    from kseg.docs import publish
 
-        write_section(args.out, "Training on crops (`--crop`): step time", body)
+    publish(body, args.out, "Training on crops (`--crop`): step time")
     return 0
 
 

@@ -134,11 +134,9 @@ def main(argv=None):
             lines.append(f"| {cut} | {'x'.join(str(d) for d in model.get_layer(cut).output.shape[1:])} "
                          f"| {ms:.1f} |")
     body = "\n".join(lines)
-    print(body)
-    if args.out:
-        from kseg.docs import write_section
+    from kseg.docs import publish
 
-        write_section(args.out, "Float32 export: kseg vs naive Keras export", body)
+    publish(body, args.out, "Float32 export: kseg vs naive Keras export")
     return 0 if speedup >= 1.3 and agree == 1.0 else 1
 
 

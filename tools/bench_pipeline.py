@@ -93,11 +93,9 @@ def main(argv=None):
         "",
         "Both measured after warm-up in the same process, one after the other, with all cores.",
     ])
-    print(body)
-    if args.out:
-        from kseg.docs import write_section
+    from kseg.docs import publish
 
-        write_section(args.out, "Input pipeline vs training step", body)
+    publish(body, args.out, "Input pipeline vs training step")
     return 0 if ratio >= 1.5 else 1
 
 

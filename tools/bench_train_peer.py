@@ -140,12 +140,10 @@ def main(argv=None):
                      f"{rate[name]:.2f} |")
     lines += ["", f"**kseg / {peer_name} training speed: {ratio:.2f}x** (target >= 1.0x)."]
     body = "\n".join(lines)
-    print(body)
-    if args.out:
-        from kseg.docs import write_section
+    from kseg.docs import publish
 
-        what = "U-Net" if args.backbone == "unet" else f"DeepLabV3 ({args.backbone})"
-        write_section(args.out, f"Training speed: kseg vs {peer_name} {what}", body)
+    what = "U-Net" if args.backbone == "unet" else f"DeepLabV3 ({args.backbone})"
+    publish(body, args.out, f"Training speed: kseg vs {peer_name} {what}")
     return 0 if ratio >= 1.0 else 1
 
 

@@ -64,12 +64,9 @@ def main(argv=None):
     for i, name in enumerate(base["classes"]):
         lines.append(f"| {name} | " + " | ".join(f"{r['iou'][i]:.3f}" for _, r, _ in rows) + " |")
     body = "\n".join(lines)
-    print(body)
-    if args.out:
-        from kseg.docs import write_section
+    from kseg.docs import publish
 
-        write_section(args.out, f"Test-time augmentation on {os.path.basename(args.run.rstrip('/'))}",
-                      body)
+    publish(body, args.out, f"Test-time augmentation on {os.path.basename(args.run.rstrip('/'))}")
     return 0
 
 
