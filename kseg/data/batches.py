@@ -16,6 +16,21 @@ def resize_pair_numpy(image, label, size):
     return image, label
 
 
+def epoch_size(source, batch_size, repeat=1):
+    """(examples drawn per epoch, full batches per epoch) when every example of ``source`` is
+    drawn ``repeat`` times per epoch; a clear error when they cannot fill one batch."""
+    n, repeat = len(source), int(repeat)
+    if repeat < 1:
+        raise ValueError(f"repeat must be at least 1, got {repeat}")
+    steps = n * repeat // int(batch_size)
+    if steps < 1:
+        raise ValueError(f"{source.where}: {n} training examples"
+                         + (f" drawn {repeat} times" if repeat > 1 else "")
+                         + f" cannot fill one batch of {batch_size}; lower --batch-size or raise "
+                         "--repeat")
+    return n * repeat, steps
+
+
 def default_workers():
     """Loader threads: one per core, at least 2 (OpenCV and PIL release the GIL)."""
     return max(2, min(16, os.cpu_count() or 2))

@@ -15,7 +15,8 @@ import keras
 import numpy as np
 
 from kseg.data.augment import Augmentation
-from kseg.data.batches import BatchMaker, Examples, default_workers, init_worker, worker_batch
+from kseg.data.batches import (BatchMaker, Examples, default_workers, epoch_size, init_worker,
+                               worker_batch)
 
 
 WORKER_TIMEOUT_S = 600
@@ -50,14 +51,7 @@ class TrainBatches(keras.utils.PyDataset):
         super().__init__(workers=workers, use_multiprocessing=False)
         self.source, self.size, self.batch = source, tuple(image_size), int(batch_size)
         self.n = len(source)
-        if int(repeat) < 1:
-            raise ValueError(f"repeat must be at least 1, got {repeat}")
-        self.steps = self.n * int(repeat) // self.batch
-        if self.steps < 1:
-            raise ValueError(f"{source.where}: {self.n} training examples"
-                             + (f" drawn {repeat} times" if int(repeat) > 1 else "")
-                             + f" cannot fill one batch of {batch_size}; lower --batch-size or "
-                             "raise --repeat")
+        _, self.steps = epoch_size(source, self.batch, repeat)
         self.seed, self.epoch = int(seed), int(initial_epoch)
         self.aug = augment if isinstance(augment, Augmentation) else Augmentation(augment or "none")
         self.maker = BatchMaker(source, self.size, self.batch, self.seed, self.aug, cache, repeat)

@@ -15,6 +15,7 @@ resumed run no longer repeats the exact batch composition).
 import tensorflow as tf
 
 from kseg.data.augment import Augmentation
+from kseg.data.batches import epoch_size
 
 AUTOTUNE = tf.data.AUTOTUNE
 
@@ -66,17 +67,8 @@ def training_dataset(
     ``repeat * len(source) // batch_size`` full batches (the remainder differs per epoch).
     """
     n = len(source)
+    n_epoch, steps = epoch_size(source, batch_size, repeat)  # each example ``repeat`` times
     repeat = int(repeat)
-    if repeat < 1:
-        raise ValueError(f"repeat must be at least 1, got {repeat}")
-    n_epoch = n * repeat  # examples drawn per epoch (each source example ``repeat`` times)
-    steps = n_epoch // batch_size
-    if steps < 1:
-        raise ValueError(
-            f"{source.where}: {n} training examples"
-            + (f" drawn {repeat} times" if repeat > 1 else "")
-            + f" cannot fill one batch of {batch_size}; lower --batch-size or raise --repeat"
-        )
     aug = as_augmentation(augment, getattr(source, "ignore_index", 255))
     num_classes = len(source.classes)
     per_epoch = steps * batch_size
