@@ -3,21 +3,22 @@
     python tools/budget_epochs.py RUN BUDGET_S START_EPOCH_TIME PROBE_EPOCHS [NOTE]
 
 Reads RUN/metrics.json (seconds per epoch, validation and checkpoints included; the first epoch
-is left out because it includes tracing), keeps back two epochs plus a minute for the resumed run
-to reload and trace again, and writes RUN/budget.json {"epochs": N, ...}. Used by
-tools/train_camvid.sh and tools/train_isbi.sh.
+is left out because it includes tracing), keeps back two epochs plus KSEG_RETRACE_S seconds
+(default 60) for the resumed run to reload and trace again, and writes RUN/budget.json
+{"epochs": N, ...}. Used by tools/train_camvid.sh and tools/train_isbi.sh.
 """
 
 import json
+import os
 import sys
 import time
 
 
-def fit_epochs(metrics, budget_s, elapsed_s, probe):
+def fit_epochs(metrics, budget_s, elapsed_s, probe, retrace_s=60.0):
     if probe < 2 or len(metrics) < probe:
         raise ValueError(f"need {probe} (>= 2) probe epochs in metrics.json, found {len(metrics)}")
     per_epoch = max(entry["seconds"] for entry in metrics[1:probe])
-    left = budget_s - elapsed_s - 2 * per_epoch - 60
+    left = budget_s - elapsed_s - 2 * per_epoch - retrace_s
     return max(probe, probe + int(left // per_epoch)), per_epoch
 
 
@@ -27,7 +28,8 @@ if __name__ == "__main__":
     run, budget, start, probe = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
     with open(f"{run}/metrics.json") as f:
         metrics = json.load(f)
-    epochs, per_epoch = fit_epochs(metrics, budget, time.time() - start, probe)
+    epochs, per_epoch = fit_epochs(metrics, budget, time.time() - start, probe,
+                                   float(os.environ.get("KSEG_RETRACE_S", 60)))
     with open(f"{run}/budget.json", "w") as f:
         json.dump({"epochs": epochs, "seconds_per_epoch": per_epoch, "budget_s": budget,
                    "note": sys.argv[5] if len(sys.argv) > 5 else ""}, f, indent=2)
