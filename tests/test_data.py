@@ -90,6 +90,25 @@ def test_good_folder_loads_and_streams(tmp_path):
     assert x.shape == (4, 8, 10, 3) and y.shape == (4, 8, 10)
 
 
+def test_tensorflow_and_numpy_loading_decode_jpeg_to_the_same_pixels(tmp_path):
+    # TensorFlow's default JPEG DCT is not PIL's; the deploy runtime decodes with PIL, so the
+    # tf.data path must give the same pixels or export-time scores drift from the runtime's.
+    import tensorflow as tf
+
+    root = make_folder(tmp_path / "ok", n=2, size=(64, 48))
+    photo = np.zeros((48, 64, 3), np.uint8)
+    photo[..., 0] = np.linspace(0, 255, 64, dtype=np.uint8)  # smooth ramps + an edge: chroma
+    photo[..., 1] = np.linspace(0, 255, 48, dtype=np.uint8)[:, None]  # subsampling and DCT
+    photo[20:30, 10:40] = (250, 10, 120)                            # rounding both show up
+    Image.fromarray(photo).save(root / "images" / "im1.jpg", quality=75)
+    src = FolderSource(root, "train", val_fraction=0)
+    for i in range(len(src)):
+        image, label = src.load(tf.constant(i, tf.int64))
+        np_image, np_label = src.load_numpy(i)
+        np.testing.assert_array_equal(image.numpy(), np_image)
+        np.testing.assert_array_equal(label.numpy(), np_label)
+
+
 def test_split_carving_is_deterministic_and_disjoint(tmp_path):
     root = make_folder(tmp_path / "ok", n=10)
     train = FolderSource(root, "train", val_fraction=0.3)
