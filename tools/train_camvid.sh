@@ -5,7 +5,8 @@
 #       DATA    CamVid folder (train/, val/, classes.txt)      default ../shared/data/camvid
 #       RUN     run folder                                      default runs/camvid
 #       PRESET  cpu: slim DeepLabv3+ (0.59 M parameters), batch 8, for a 2-core CPU
-#               gpu: wider DeepLabv3+ (2.2 M parameters), batch 16, Keras on JAX
+#               gpu: wider DeepLabv3+ (2.2 M parameters), batch 16, Keras on JAX: the shipped
+#                    exported/camvid/ (two budgeted runs, tools/device_train.sh)
 #   env: BUDGET_S  wall-clock budget for the whole run, seconds   default 9000 (2.5 h)
 #        KSEG      how to call kseg                               default kseg
 #        EXTRA     more `kseg train` options, appended (a later option wins)
