@@ -29,8 +29,26 @@ def test_budget_leaves_out_the_tracing_epoch_and_keeps_room_to_resume():
     # 1000 s budget, 330 s spent: (1000 - 330 - 2 * 12 - 60) // 12 = 48 more epochs
     assert fit(metrics, 1000, 330, 3) == (51, 12.0)
     assert fit(metrics, 400, 330, 3) == (3, 12.0)  # over budget: stop after the probe
+    # a GPU run keeps more back for compiling again: (1000 - 330 - 24 - 120) // 12 = 43 more
+    assert fit(metrics, 1000, 330, 3, retrace_s=120) == (46, 12.0)
     with pytest.raises(ValueError, match="probe epochs"):
         fit(metrics[:2], 1000, 0, 3)
+
+
+def test_ensemble_probabilities_softmax_and_binary_sigmoid():
+    from kseg.runtime import scores_to_labels
+
+    prob = _tool("ensemble_eval").probabilities
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 5, 7, 3)) * 20  # large: overflow would show as nan
+    p = prob(logits)
+    np.testing.assert_allclose(p.sum(-1), 1.0)
+    np.testing.assert_array_equal(p.argmax(-1), scores_to_labels(logits))
+    binary = rng.normal(size=(2, 5, 7, 1))
+    p = prob(binary)
+    assert p.shape == (2, 5, 7, 2)
+    np.testing.assert_array_equal(p.argmax(-1), scores_to_labels(binary))
+    np.testing.assert_allclose(p[..., 1], 1 / (1 + np.exp(-binary[..., 0])))
 
 
 def test_recipe_scripts_parse_and_reject_an_unknown_preset():
