@@ -48,6 +48,10 @@ def test_run_folder_contents(run_dir):
     assert [e["epoch"] for e in entries] == [1, 2]
     assert {"loss", "val_loss", "val_miou", "miou"} <= set(entries[0])
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch-2.keras"]
+    sessions = json.loads((run_dir / "sessions.json").read_text())  # the first call, then the resume
+    assert [s["from_epoch"] for s in sessions] == [0, 1]
+    assert {s["backend"] for s in sessions} == {"tensorflow"}
+    assert sessions[0]["devices"].startswith("CPU (") and sessions[0]["versions"]["tensorflow"]
     assert any((run_dir / "logs" / "overlays").rglob("events.out.tfevents.*"))
     page = (run_dir / "report.html").read_text()
     assert page.count("data:image/png;base64,") >= 3 + 4  # curves, IoU, confusion, 4 samples
@@ -104,6 +108,8 @@ def test_export_verify_and_run_without_tensorflow(run_dir, tmp_path):
     assert meta["input"] == {"height": 32, "width": 32, "channels": 3, "dtype": "uint8"}
     assert meta["output"] == {"kind": "scores"} and len(meta["classes"]) == 5
     assert meta["metrics"]["float32"]["agreement"] >= 0.995
+    training = meta["model"]["training"]  # what trained it travels with the files
+    assert training["run"] == str(run_dir) and len(training["sessions"]) == 2
     assert (out / "saved_model" / "saved_model.pb").is_file()
     assert not list(out.parent.glob(".shapes.*"))  # no temporary folder left
 
@@ -302,3 +308,23 @@ def test_trained_on_crops_validated_and_exported_at_the_full_size(tmp_path):
     for bad in (["--crop", 40, 16], ["--repeat", 0]):
         r = invoke(*TRAIN, *bad, "--epochs", 1, "--out", tmp_path / "bad")
         assert r.exit_code != 0 and not (tmp_path / "bad").exists()
+
+
+def test_training_record_follows_init_from(tmp_path):
+    from kseg.export.exporter import training_record
+    from kseg.train.rundir import RunDir
+
+    first, second = RunDir(tmp_path / "gpu"), RunDir(tmp_path / "gpu2")
+    first.prepare({"init_from": None})
+    first.add_session({"backend": "jax", "devices": "1 x NVIDIA H200", "from_epoch": 0})
+    second.prepare({"init_from": str(tmp_path / "gpu" / "best.keras")})  # a .keras file in a run
+    second.add_session({"backend": "jax", "devices": "1 x NVIDIA H200", "from_epoch": 0})
+    second.add_session({"backend": "tensorflow", "devices": "CPU (2 cores)", "from_epoch": 3})
+    record = training_record(second)
+    assert [s["backend"] for s in record["sessions"]] == ["jax", "tensorflow"]
+    assert record["init_from"]["run"] == str(tmp_path / "gpu")
+    assert record["init_from"]["sessions"][0]["devices"] == "1 x NVIDIA H200"
+    assert "init_from" not in record["init_from"]
+    third = RunDir(tmp_path / "elsewhere")
+    third.prepare({"init_from": "/gone/run"})  # a source no longer here is named, not followed
+    assert training_record(third)["init_from"] == {"run": "/gone/run"}

@@ -2,7 +2,7 @@
 
     python tools/pack_run.py runs/camvid-gpu OUT_FOLDER
 
-OUT_FOLDER gets config.json, state.json, metrics.json (and budget.json if present) and best.keras
+OUT_FOLDER gets config.json, state.json, metrics.json (and sessions.json, budget.json if present) and best.keras
 holding the model alone (about a third of a checkpoint with AdamW state). It is a run folder that
 ``kseg evaluate``, ``kseg export`` and ``kseg report`` accept; it cannot be resumed. Works under any
 Keras backend (it runs on the JAX-only GPU machines).
@@ -18,7 +18,7 @@ def pack(run, dest):
 
     run, dest = Path(run), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "state.json", "metrics.json", "budget.json"):
+    for name in ("config.json", "state.json", "metrics.json", "sessions.json", "budget.json"):
         if (run / name).is_file():
             shutil.copy(run / name, dest / name)
     model = load_model(run / "best.keras", compile=False)

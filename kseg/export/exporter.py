@@ -135,7 +135,8 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
         meta = make_metadata(
             classes, height, width, output, config.ignore_index,
             model={"name": config.model, "options": model_options,
-                   "checkpoint": str(model_path), "run": str(run.path)},
+                   "checkpoint": str(model_path), "run": str(run.path),
+                   "training": training_record(run)},
             kseg_version=__version__,
             metrics={"validation_data": val.where, **results},
         )
@@ -145,6 +146,18 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return meta
+
+
+def training_record(run, depth=4):
+    """What trained ``run`` (its sessions.json), and the same for the run its weights started from
+    (``--init-from``), followed ``depth`` runs back."""
+    record = {"run": str(run.path), "sessions": run.sessions()}
+    source = run.config().get("init_from")
+    if source:
+        parent = RunDir(source if Path(source).is_dir() else Path(source).parent)
+        record["init_from"] = (training_record(parent, depth - 1) if depth > 1 and parent.exists
+                               else {"run": str(source)})
+    return record
 
 
 def _rescue_int8(model, height, width, calib, output, path, ds, classes, ignore_index, keras_miou,

@@ -6,6 +6,8 @@
       last.keras         model + optimizer after the last finished epoch
       best.keras         model with the best val mIoU so far
       metrics.json       one entry per finished epoch, contiguous from 1
+      sessions.json      one entry per `kseg train` call that trained: when, on which backend and
+                         devices, from which epoch (a run resumed on another machine lists both)
       checkpoints/       epoch-K.keras files that state.json points to (older ones are removed)
       logs/              TensorBoard event files
 
@@ -22,6 +24,7 @@ from pathlib import Path
 CONFIG = "config.json"
 STATE = "state.json"
 METRICS = "metrics.json"
+SESSIONS = "sessions.json"
 LAST = "last.keras"
 BEST = "best.keras"
 
@@ -76,6 +79,16 @@ class RunDir:
         p = self.path / METRICS
         entries = read_json(p) if p.is_file() else []
         return [e for e in entries if e["epoch"] <= self.state()["epoch"]]
+
+    def sessions(self):
+        """What trained this run, one entry per training call (``add_session``)."""
+        p = self.path / SESSIONS
+        return read_json(p) if p.is_file() else []
+
+    def add_session(self, entry):
+        """Record a training call before its first epoch (a call that ends before finishing
+        one still says where it ran)."""
+        write_json_atomic(self.path / SESSIONS, self.sessions() + [entry])
 
     def best_model_path(self):
         for name in (BEST, LAST):

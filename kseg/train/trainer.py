@@ -6,13 +6,14 @@ committed epoch; ``fit`` runs with the deterministic per-epoch input pipeline.
 """
 
 import contextlib
+import os
 import sys
 import time
 from pathlib import Path
 
 import keras
 
-from kseg import losses, metrics, models
+from kseg import __version__, losses, metrics, models
 from kseg.data import DatasetError
 from kseg.data.balance import class_weights
 from kseg.train.callbacks import (CommitEpoch, EarlyStopOnMiou, OverlaySamples, StopOnNonFinite,
@@ -216,6 +217,8 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_
             f"{config.early_stopping} epochs); nothing to do")
         return summary(run)
 
+    if chief:
+        run.add_session(session_entry(done, replicas, policy))
     keras.utils.set_random_seed(config.seed + done)
     train_ds, val_ds, steps = _datasets(config, train_src, val_src, global_batch, done)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
@@ -286,6 +289,33 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_
 
         result["report"] = str(write_report(run.path, log=log))
     return result
+
+
+def session_entry(from_epoch, replicas=1, policy="float32"):
+    """Where and how a training call runs, for the run's sessions.json (and, through it, the
+    exported model's metadata)."""
+    import datetime
+    import platform
+
+    backend = keras.backend.backend()
+    versions = {"kseg": __version__, "keras": keras.__version__, "python": platform.python_version()}
+    if backend == "jax":
+        import jax
+
+        versions["jax"] = jax.__version__
+        kinds = [d.device_kind for d in jax.devices()]
+    else:
+        import tensorflow as tf
+
+        versions["tensorflow"] = tf.__version__
+        kinds = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
+                 for d in tf.config.list_physical_devices("GPU")]
+    devices = (", ".join(f"{kinds.count(k)} x {k}" for k in dict.fromkeys(kinds))
+               if kinds and kinds[0].lower() != "cpu" else f"CPU ({os.cpu_count()} cores)")
+    return {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "from_epoch": int(from_epoch), "backend": backend, "devices": devices,
+            "replicas": int(replicas), "precision": str(policy), "host": platform.machine(),
+            "versions": versions}
 
 
 def summary(run):
