@@ -328,3 +328,6 @@ def test_training_record_follows_init_from(tmp_path):
     third = RunDir(tmp_path / "elsewhere")
     third.prepare({"init_from": "/gone/run"})  # a source no longer here is named, not followed
     assert training_record(third)["init_from"] == {"run": "/gone/run"}
+    fourth = RunDir(tmp_path / "from-a-checkpoint")
+    fourth.prepare({"init_from": str(tmp_path / "gpu" / "checkpoints" / "epoch-3.keras")})
+    assert training_record(fourth)["init_from"]["run"] == str(tmp_path / "gpu")

@@ -28,6 +28,12 @@
 # `kseg export` them here.
 set -uo pipefail
 STAGE=${1:-first}
+case "$STAGE" in  # checked before any device time goes into installing
+  first) ;;
+  camvid-continue)
+    [ -f runs/camvid-gpu/best.keras ] || { echo "runs/camvid-gpu/best.keras missing: run call 1 first" >&2; exit 2; } ;;
+  *) echo "unknown stage $STAGE (first or camvid-continue)" >&2; exit 2 ;;
+esac
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1 KSEG="python3 -m kseg.cli"
@@ -57,11 +63,14 @@ case "$STAGE" in
     BACKEND=jax EXTRA="--batch-size 16 --repeat 16 -o base_filters=32 -o depth=3" \
       launch isbi-d3 3 tools/train_isbi.sh .gpu/isbi2012/train runs/isbi-d3 ;;
   camvid-continue)
-    [ -f runs/camvid-gpu/best.keras ] || { echo "runs/camvid-gpu/best.keras missing: run call 1 first" >&2; exit 2; }
     export XLA_PYTHON_CLIENT_MEM_FRACTION=0.6 KSEG_RETRACE_S=60
     EXTRA="--init-from runs/camvid-gpu --learning-rate 2e-3 --warmup-epochs 1" \
       launch camvid-gpu2 13 tools/train_camvid.sh .gpu/camvid runs/camvid-gpu2 gpu ;;
-  *) echo "unknown stage $STAGE (first or camvid-continue)" >&2; exit 2 ;;
 esac
 wait
 ls -la "$OUT"; tail -n 4 "$OUT"/*.log
+for log in "$OUT"/*.log; do  # every run came back packed, or the call fails
+  name=$(basename "$log" .log)
+  [ -f "$OUT/$name.tar" ] || compgen -G "$OUT/$name.tar.part*" > /dev/null ||
+    { echo "$name: no packed run came back" >&2; exit 1; }
+done

@@ -166,8 +166,9 @@ class PairSource(Source):
 def decode_image_like_pil(data):
     """An encoded image (tf.string) as uint8 RGB [H, W, 3], the same pixels as ``load_numpy``'s
     PIL decode. TensorFlow's JPEG default (fast integer DCT) differs from PIL's by up to ~15 grey
-    levels (CamVid val: 1.2 on average); the accurate DCT matches PIL exactly, so training,
-    export-time scoring and the deploy runtime see one image."""
+    levels (CamVid val: 1.2 on average); the accurate DCT matches PIL exactly (both bundle
+    libjpeg-turbo), so training, export-time scoring and the deploy runtime see one image. Still
+    different: 16-bit PNGs (TensorFlow scales them to 8 bits, PIL clips)."""
     import tensorflow as tf
 
     return tf.cond(

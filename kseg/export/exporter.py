@@ -75,6 +75,7 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
         raise ExportError(f"{out} already exists; pass --overwrite to replace it")
     config = TrainConfig.from_json(run.config())
     classes = run.config()["classes"]
+    trained = training_record(run)  # a damaged sessions.json fails here, before the slow work
     height, width = config.image_size
     model_path = run.best_model_path()
     model = load_model(model_path, compile=False)
@@ -136,7 +137,7 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
             classes, height, width, output, config.ignore_index,
             model={"name": config.model, "options": model_options,
                    "checkpoint": str(model_path), "run": str(run.path),
-                   "training": training_record(run)},
+                   "training": trained},
             kseg_version=__version__,
             metrics={"validation_data": val.where, **results},
         )
@@ -152,9 +153,12 @@ def training_record(run, depth=4):
     """What trained ``run`` (its sessions.json), and the same for the run its weights started from
     (``--init-from``), followed ``depth`` runs back."""
     record = {"run": str(run.path), "sessions": run.sessions()}
-    source = run.config().get("init_from")
+    source = run.config().get("init_from")  # as kseg train resolved it: from the working folder
     if source:
-        parent = RunDir(source if Path(source).is_dir() else Path(source).parent)
+        parent = Path(source) if Path(source).is_dir() else Path(source).parent
+        if parent.name == "checkpoints":  # RUN/checkpoints/epoch-K.keras
+            parent = parent.parent
+        parent = RunDir(parent)
         record["init_from"] = (training_record(parent, depth - 1) if depth > 1 and parent.exists
                                else {"run": str(source)})
     return record

@@ -293,28 +293,29 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_
 
 def session_entry(from_epoch, replicas=1, policy="float32"):
     """Where and how a training call runs, for the run's sessions.json (and, through it, the
-    exported model's metadata)."""
+    exported model's metadata). ``devices``: the accelerators this process trains on (under
+    multi-worker, the chief's), else the CPU."""
     import datetime
     import platform
 
     backend = keras.backend.backend()
     versions = {"kseg": __version__, "keras": keras.__version__, "python": platform.python_version()}
-    if backend == "jax":
+    if backend == "jax":  # kseg trains on one JAX device: the first
         import jax
 
         versions["jax"] = jax.__version__
-        kinds = [d.device_kind for d in jax.devices()]
-    else:
+        kinds = [d.device_kind for d in jax.devices()[:1]]
+    else:  # replicas of a strategy run on the GPUs; without one, TensorFlow places on GPU:0
         import tensorflow as tf
 
-        versions["tensorflow"] = tf.__version__
         kinds = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
-                 for d in tf.config.list_physical_devices("GPU")]
+                 for d in tf.config.list_physical_devices("GPU")][:max(1, int(replicas))]
+        versions["tensorflow"] = tf.__version__
     devices = (", ".join(f"{kinds.count(k)} x {k}" for k in dict.fromkeys(kinds))
                if kinds and kinds[0].lower() != "cpu" else f"CPU ({os.cpu_count()} cores)")
     return {"started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "from_epoch": int(from_epoch), "backend": backend, "devices": devices,
-            "replicas": int(replicas), "precision": str(policy), "host": platform.machine(),
+            "replicas": int(replicas), "precision": str(policy), "arch": platform.machine(),
             "versions": versions}
 
 
