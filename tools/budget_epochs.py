@@ -13,8 +13,10 @@ import os
 import sys
 import time
 
+RETRACE_S = 60.0  # default reserve for the resumed run to reload and trace; KSEG_RETRACE_S overrides
 
-def fit_epochs(metrics, budget_s, elapsed_s, probe, retrace_s=60.0):
+
+def fit_epochs(metrics, budget_s, elapsed_s, probe, retrace_s=RETRACE_S):
     if probe < 2 or len(metrics) < probe:
         raise ValueError(f"need {probe} (>= 2) probe epochs in metrics.json, found {len(metrics)}")
     per_epoch = max(entry["seconds"] for entry in metrics[1:probe])
@@ -29,7 +31,7 @@ if __name__ == "__main__":
     with open(f"{run}/metrics.json") as f:
         metrics = json.load(f)
     epochs, per_epoch = fit_epochs(metrics, budget, time.time() - start, probe,
-                                   float(os.environ.get("KSEG_RETRACE_S", 60)))
+                                   float(os.environ.get("KSEG_RETRACE_S", RETRACE_S)))
     with open(f"{run}/budget.json", "w") as f:
         json.dump({"epochs": epochs, "seconds_per_epoch": per_epoch, "budget_s": budget,
                    "note": sys.argv[5] if len(sys.argv) > 5 else ""}, f, indent=2)

@@ -38,17 +38,16 @@ def main(argv=None):
     first = refs[0]
     if first.config is None:
         p.error(f"{args.runs[0]}: no run configuration to name the validation data")
+    size = tuple(first.config.image_size)
     for run, ref in zip(args.runs, refs):
         if list(ref.classes) != list(first.classes):
             p.error(f"{run} predicts {list(ref.classes)}, {args.runs[0]} {list(first.classes)}")
+        if ref.input_size not in (None, size):
+            p.error(f"{run} takes {ref.input_size[0]}x{ref.input_size[1]} inputs, the scoring "
+                    f"size is {size[0]}x{size[1]}")
     source = first.config.open_source("val")
     if len(source.classes) != len(first.classes):
         p.error(f"{source.where} has {len(source.classes)} classes, the models {len(first.classes)}")
-    for run, ref in zip(args.runs, refs):
-        if ref.input_size not in (None, tuple(first.config.image_size)):
-            p.error(f"{run} takes {ref.input_size[0]}x{ref.input_size[1]} inputs, the scoring "
-                    f"size is {first.config.image_size[0]}x{first.config.image_size[1]}")
-    size = tuple(first.config.image_size)
     n = len(first.classes)
     names = list(args.runs) + [f"ensemble of {len(refs)}"]
     cms = [np.zeros((n, n), np.int64) for _ in names]

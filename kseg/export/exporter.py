@@ -155,10 +155,10 @@ def training_record(run, depth=4):
     record = {"run": str(run.path), "sessions": run.sessions()}
     source = run.config().get("init_from")  # as kseg train resolved it: from the working folder
     if source:
-        parent = Path(source) if Path(source).is_dir() else Path(source).parent
-        if parent.name == "checkpoints":  # RUN/checkpoints/epoch-K.keras
-            parent = parent.parent
-        parent = RunDir(parent)
+        folder = Path(source) if Path(source).is_dir() else Path(source).parent
+        if folder.name == "checkpoints":  # RUN/checkpoints/epoch-K.keras
+            folder = folder.parent
+        parent = RunDir(folder)
         record["init_from"] = (training_record(parent, depth - 1) if depth > 1 and parent.exists
                                else {"run": str(source)})
     return record

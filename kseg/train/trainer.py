@@ -308,8 +308,9 @@ def session_entry(from_epoch, replicas=1, policy="float32"):
     else:  # replicas of a strategy run on the GPUs; without one, TensorFlow places on GPU:0
         import tensorflow as tf
 
+        gpus = tf.config.list_physical_devices("GPU")[:max(1, int(replicas))]
         kinds = [tf.config.experimental.get_device_details(d).get("device_name", d.name)
-                 for d in tf.config.list_physical_devices("GPU")][:max(1, int(replicas))]
+                 for d in gpus]
         versions["tensorflow"] = tf.__version__
     devices = (", ".join(f"{kinds.count(k)} x {k}" for k in dict.fromkeys(kinds))
                if kinds and kinds[0].lower() != "cpu" else f"CPU ({os.cpu_count()} cores)")
