@@ -251,7 +251,8 @@ def _source_for(ref, data, split, data_opts):
               help="Evaluate at another output stride with the same weights (DeepLab).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the scores here.")
 @click.option("--tta", help="Test-time augmentation, e.g. flip,rotate=-10,-5,5,10,scales=0.75,1,1.25; "
-              "flip,turns: all 8 symmetries of the square (microscopy).")
+              "flip,turns: all 8 symmetries of the square (data with no up or left; "
+              "tools/orientation_check.py tells).")
 def evaluate(model, data, split, data_opts, output_stride, json_path, tta):
     """Score MODEL (a run folder or .keras file): per-class IoU, mIoU, pixel accuracy."""
     from kseg.data import DatasetError

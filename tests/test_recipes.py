@@ -148,3 +148,37 @@ def test_unpicklable_sources_fall_back_to_threads(tmp_path):
     source.lock = threading.Lock()  # as COCO instance sources hold
     batches = TrainBatches(source, (16, 16), 2, processes=2)
     assert batches.processes == 0 and batches[0][0].shape == (2, 16, 16, 3)
+
+
+def test_orientation_check_finds_a_label_offset_and_a_frame_bound_model():
+    tool = _tool("orientation_check")
+    rng = np.random.default_rng(0)
+    images = rng.integers(150, 200, size=(3, 32, 32)).astype(np.uint8)
+    labels = np.ones((3, 32, 32), np.int64)
+    for row in (5, 14, 23):  # dark 3x3 blocks ("membranes"), class 0
+        for col in (4, 13, 22):
+            images[:, row:row + 3, col:col + 3] = 40
+            labels[:, row + 1:row + 4, col:col + 3] = 0  # annotated one row too low
+    table = tool.alignment_table(images, labels, 0, 2)
+    assert table.shape == (5, 5)
+    assert np.unravel_index(np.argmin(table), table.shape) == (1, 2)  # rolled up by one row: dy -1
+    labels[:, 0, 0] = 255  # ignored pixels count for neither side
+    np.testing.assert_allclose(tool.alignment_table(images, labels, 0, 2, ignore_index=255)[1, 2],
+                               table[1, 2], atol=1.0)
+
+    rgb = np.repeat(images[..., None], 3, axis=-1)
+    truth = (images > 100).astype(np.int64)  # the bands, correctly placed
+
+    def by_intensity(x):  # turns with the image: the same score under every symmetry
+        return np.stack([100.0 - x[..., 0], x[..., 0] - 100.0], axis=-1)
+
+    def always_top_rows(x):  # frame-bound: class 0 in the top 8 rows of whatever it is shown
+        out = np.zeros(x.shape[:3] + (2,))
+        out[:, :8, :, 0] = 1.0
+        out[:, 8:, :, 1] = 1.0
+        return out
+
+    fair = tool.symmetry_scores(by_intensity, rgb, truth, 2, 255)
+    assert len(fair) == 8 and all(s["pixel_accuracy"] == 1.0 for s in fair.values())
+    bound = tool.symmetry_scores(always_top_rows, rgb, truth, 2, 255)
+    assert len({round(s["pixel_accuracy"], 6) for s in bound.values()}) > 1

@@ -1,0 +1,120 @@
+"""Does this dataset have an up and a left? Two checks before choosing flips and quarter turns as
+augmentation (or test-time augmentation):
+
+1. Label alignment: for each class, the mean image intensity inside the class minus outside it,
+   with the label map shifted by (dy, dx) pixels. The most contrasting shift is where the labels
+   sit on the image; a best shift other than (0, 0) means the annotation is offset from the image
+   in the image's own frame — an offset that flips and turns point in a different direction in
+   every training example, so no model trained with them can learn it.
+2. A trained run scored on its validation data under each of the 8 symmetries of the square
+   (the input mirrored and/or turned, the prediction mapped back): a model that has learned
+   nothing frame-bound scores about the same under all 8.
+
+    python tools/orientation_check.py runs/isbi-cpu2                 # both checks, the run's val data
+    python tools/orientation_check.py runs/isbi-cpu2 --class membrane --shift 3
+
+The first check reads the run's validation data only (no model is run).
+"""
+
+import argparse
+
+import numpy as np
+
+
+def alignment_table(images, labels, class_index, shift, ignore_index=None):
+    """``[2*shift+1, 2*shift+1]``: mean intensity of the pixels labelled ``class_index`` minus the
+    mean of the rest, with the label maps rolled by (dy, dx) = (row - shift, col - shift); a
+    ``shift``-pixel frame is left out so no rolled-in pixels count. ``images`` [N, H, W(, C)],
+    ``labels`` [N, H, W]."""
+    images = np.asarray(images, np.float64)
+    if images.ndim == 4:
+        images = images.mean(-1)
+    labels = np.asarray(labels)
+    inner = (slice(None), slice(shift, -shift or None), slice(shift, -shift or None))
+    x = images[inner]
+    table = np.zeros((2 * shift + 1, 2 * shift + 1))
+    for i, dy in enumerate(range(-shift, shift + 1)):
+        for j, dx in enumerate(range(-shift, shift + 1)):
+            rolled = np.roll(labels, (dy, dx), axis=(1, 2))[inner]
+            keep = rolled != ignore_index if ignore_index is not None else np.ones_like(rolled, bool)
+            inside = (rolled == class_index) & keep
+            outside = (rolled != class_index) & keep
+            if not inside.any() or not outside.any():
+                raise ValueError(f"class {class_index} is absent (or everywhere) in the labels")
+            table[i, j] = x[inside].mean() - x[outside].mean()
+    return table
+
+
+def symmetry_scores(predict, images, labels, num_classes, ignore_index):
+    """``{(mirrored, quarter_turns): kseg.metrics.scores}`` for the 8 symmetries of the square;
+    ``predict`` maps a uint8 batch [N, H, W, 3] to scores [N, H, W, C] (square images)."""
+    from kseg import metrics
+    from kseg.tta import probabilities
+
+    out = {}
+    for flip in (False, True):
+        for quarter in range(4):
+            x = images[:, :, ::-1] if flip else images
+            x = np.ascontiguousarray(np.rot90(x, quarter, axes=(1, 2)))
+            p = probabilities(predict(x))
+            p = np.rot90(p, -quarter, axes=(1, 2))
+            p = p[:, :, ::-1] if flip else p
+            cm = metrics.confusion_matrix(labels, p.argmax(-1), num_classes, ignore_index)
+            out[(flip, quarter)] = metrics.scores(cm)
+    return out
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run", help="run folder (its config names the validation data and size)")
+    p.add_argument("--class", dest="cls", help="class whose alignment to check (default: all)")
+    p.add_argument("--shift", type=int, default=2, help="largest label shift tried, pixels")
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--no-model", action="store_true", help="the alignment check only")
+    args = p.parse_args(argv)
+
+    from kseg.data.pipeline import evaluation_dataset
+    from kseg.inference import ModelRef
+
+    ref = ModelRef(args.run)
+    if ref.config is None:
+        p.error(f"{args.run}: no run configuration to name the validation data")
+    size = tuple(ref.config.image_size)
+    source = ref.config.open_source("val")
+    classes = list(source.classes)
+    if args.cls is not None and args.cls not in classes:
+        p.error(f"--class {args.cls}: not one of {classes}")
+    batches = list(evaluation_dataset(source, size, 8))
+    images = np.concatenate([np.asarray(b[0]) for b in batches])
+    labels = np.concatenate([np.asarray(b[1]) for b in batches])
+    print(f"{source.where}: {len(images)} images at {size[0]}x{size[1]}")
+
+    for c in [args.cls] if args.cls else classes:
+        t = alignment_table(images, labels, classes.index(c), args.shift, source.ignore_index)
+        best = np.unravel_index(np.argmax(np.abs(t)), t.shape)
+        print(f"\n{c}: mean intensity inside minus outside, label rolled by (dy rows, dx columns); "
+              f"strongest at dy {best[0] - args.shift:+d}, dx {best[1] - args.shift:+d}")
+        print("dy\\dx " + " ".join(f"{dx:>7d}" for dx in range(-args.shift, args.shift + 1)))
+        for i, row in enumerate(t):
+            print(f"{i - args.shift:>5d} " + " ".join(f"{v:>7.2f}" for v in row))
+
+    if args.no_model:
+        return
+    if size[0] != size[1]:
+        p.error("the symmetry check turns the input by quarter turns: square images only")
+
+    def predict(x):
+        return np.concatenate([ref.model.predict_on_batch(x[i:i + args.batch])
+                               for i in range(0, len(x), args.batch)])
+
+    scores = symmetry_scores(predict, images, labels, len(classes), source.ignore_index)
+    print(f"\n{args.run} under the 8 symmetries (input transformed, prediction mapped back)")
+    print(f"{'mirrored':>8} {'turns':>5} {'pixel acc':>9} {'mIoU':>7} "
+          + " ".join(f"{c[:10]:>10}" for c in classes))
+    for (flip, quarter), s in scores.items():
+        print(f"{'yes' if flip else 'no':>8} {quarter:>5d} {s['pixel_accuracy']:>9.4f} {s['miou']:>7.4f} "
+              + " ".join(f"{v:>10.4f}" for v in s["iou"]))
+
+
+if __name__ == "__main__":
+    main()
