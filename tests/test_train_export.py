@@ -331,3 +331,17 @@ def test_training_record_follows_init_from(tmp_path):
     fourth = RunDir(tmp_path / "from-a-checkpoint")
     fourth.prepare({"init_from": str(tmp_path / "gpu" / "checkpoints" / "epoch-3.keras")})
     assert training_record(fourth)["init_from"]["run"] == str(tmp_path / "gpu")
+
+
+def test_training_record_finds_a_relative_init_from_above_the_run(tmp_path, monkeypatch):
+    from kseg.export.exporter import training_record
+    from kseg.train.rundir import RunDir
+
+    RunDir(tmp_path / "runs" / "gpu").prepare({"init_from": None})
+    RunDir(tmp_path / "runs" / "gpu").add_session({"backend": "jax", "from_epoch": 0})
+    RunDir(tmp_path / "runs" / "cpu").prepare({"init_from": "runs/gpu"})  # typed in tmp_path
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # exported from another folder
+    record = training_record(RunDir(tmp_path / "runs" / "cpu"))
+    assert record["init_from"]["run"] == str(tmp_path / "runs" / "gpu")
+    assert record["init_from"]["sessions"] == [{"backend": "jax", "from_epoch": 0}]

@@ -153,15 +153,29 @@ def training_record(run, depth=4):
     """What trained ``run`` (its sessions.json), and the same for the run its weights started from
     (``--init-from``), followed ``depth`` runs back."""
     record = {"run": str(run.path), "sessions": run.sessions()}
-    source = run.config().get("init_from")  # as kseg train resolved it: from the working folder
+    source = run.config().get("init_from")  # as typed to kseg train, from its working folder
     if source:
-        folder = Path(source) if Path(source).is_dir() else Path(source).parent
+        found = _located(source, run.path)
+        folder = found if found.is_dir() else found.parent
         if folder.name == "checkpoints":  # RUN/checkpoints/epoch-K.keras
             folder = folder.parent
         parent = RunDir(folder)
         record["init_from"] = (training_record(parent, depth - 1) if depth > 1 and parent.exists
                                else {"run": str(source)})
     return record
+
+
+def _located(source, run_path):
+    """``source``, a path as typed to ``kseg train`` in some working folder: as it stands from
+    here, else from the nearest folder above ``run_path`` that holds it (``kseg train --init-from
+    runs/a --out runs/b`` typed in the folder above runs/, exported from anywhere)."""
+    path = Path(source)
+    if path.is_absolute() or path.exists():
+        return path
+    for base in Path(run_path).resolve().parents:
+        if (base / path).exists():
+            return base / path
+    return path
 
 
 def _rescue_int8(model, height, width, calib, output, path, ds, classes, ignore_index, keras_miou,
