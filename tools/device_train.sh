@@ -15,6 +15,10 @@
 #   2. `BUDGET_S=300 bash tools/device_train.sh camvid-continue`, carry [".whl", ".gpu"], timeout_s 400:
 #      CamVid alone, trained on from runs/camvid-gpu (AdamW 2e-3, 1 warm-up epoch, poly) into
 #      runs/camvid-gpu2 — the model shipped in exported/camvid/ (docs/results.md).
+# Stage `isbi` (`BUDGET_S=470 bash tools/device_train.sh isbi`, same carry): three U-Nets on ISBI
+# 2012 alone, with today's tools/isbi2012_augment.yaml (no flips or turns: the labels are offset in
+# the image's frame), depth 4, base 16 / 32 / 64 filters (1.9 / 7.8 / 31 M parameters; 64 is the
+# paper's width) as runs/isbi-w16, isbi-w32, isbi-w64.
 # The whole tree that travels must stay under 64 MiB: move exported/*/model_*.tflite aside for
 # the calls (git checkout puts them back).
 #
@@ -29,10 +33,10 @@
 set -uo pipefail
 STAGE=${1:-first}
 case "$STAGE" in  # checked before any device time goes into installing
-  first) ;;
+  first|isbi) ;;
   camvid-continue)
     [ -f runs/camvid-gpu/best.keras ] || { echo "runs/camvid-gpu/best.keras missing: run call 1 first" >&2; exit 2; } ;;
-  *) echo "unknown stage $STAGE (first or camvid-continue)" >&2; exit 2 ;;
+  *) echo "unknown stage $STAGE (first, camvid-continue or isbi)" >&2; exit 2 ;;
 esac
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
   --target /tmp/site .whl/*.whl || exit 1
@@ -62,6 +66,11 @@ case "$STAGE" in
       launch isbi-d4 3 tools/train_isbi.sh .gpu/isbi2012/train runs/isbi-d4
     BACKEND=jax EXTRA="--batch-size 16 --repeat 16 -o base_filters=32 -o depth=3" \
       launch isbi-d3 3 tools/train_isbi.sh .gpu/isbi2012/train runs/isbi-d3 ;;
+  isbi)
+    for width in 16 32 64; do
+      BACKEND=jax EXTRA="--batch-size 16 --repeat 16 -o base_filters=$width -o depth=4" \
+        launch "isbi-w$width" 5 tools/train_isbi.sh .gpu/isbi2012/train "runs/isbi-w$width"
+    done ;;
   camvid-continue)
     export XLA_PYTHON_CLIENT_MEM_FRACTION=0.6 KSEG_RETRACE_S=60
     EXTRA="--init-from runs/camvid-gpu --learning-rate 2e-3 --warmup-epochs 1" \
