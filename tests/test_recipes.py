@@ -162,6 +162,8 @@ def test_orientation_check_finds_a_label_offset_and_a_frame_bound_model():
     table = tool.alignment_table(images, labels, 0, 2)
     assert table.shape == (5, 5)
     assert np.unravel_index(np.argmin(table), table.shape) == (1, 2)  # rolled up by one row: dy -1
+    dy, dx = tool.subpixel_peak(table)
+    assert abs(dy + 1) < 0.5 and abs(dx) < 0.01
     labels[:, 0, 0] = 255  # ignored pixels count for neither side
     np.testing.assert_allclose(tool.alignment_table(images, labels, 0, 2, ignore_index=255)[1, 2],
                                table[1, 2], atol=1.0)
@@ -182,3 +184,13 @@ def test_orientation_check_finds_a_label_offset_and_a_frame_bound_model():
     assert len(fair) == 8 and all(s["pixel_accuracy"] == 1.0 for s in fair.values())
     bound = tool.symmetry_scores(always_top_rows, rgb, truth, 2, 255)
     assert len({round(s["pixel_accuracy"], 6) for s in bound.values()}) > 1
+
+    lab = np.ones((1, 8, 32), np.int64)
+    lab[..., :10] = 0  # one boundary, between columns 9 and 10
+    lab[0, 0, 0] = 255
+    pred = lab.copy()
+    pred[..., 10] = 0  # wrong next to the boundary
+    pred[..., 25] = 0  # wrong far from it
+    shares, rate = tool.boundary_error_shares(lab, pred, ignore_index=255)
+    assert shares == {1: 0.5, 2: 0.5, 3: 0.5, 5: 0.5}
+    assert rate == 16 / 255

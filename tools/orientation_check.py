@@ -9,11 +9,13 @@ augmentation (or test-time augmentation):
 2. A trained run scored on its validation data under each of the 8 symmetries of the square
    (the input mirrored and/or turned, the prediction mapped back): a model that has learned
    nothing frame-bound scores about the same under all 8.
+3. Where that run's wrong pixels lie: the share within 1, 2, 3 and 5 pixels of a label boundary
+   (mostly on the boundary: what is left is where exactly a boundary is drawn).
 
     python tools/orientation_check.py runs/isbi-cpu2                 # both checks, the run's val data
-    python tools/orientation_check.py runs/isbi-cpu2 --class membrane --shift 3
+    python tools/orientation_check.py runs/isbi-cpu2 --class membrane --split train --no-model
 
-The first check reads the run's validation data only (no model is run).
+The first check reads the data only (no model is run).
 """
 
 import argparse
@@ -45,6 +47,45 @@ def alignment_table(images, labels, class_index, shift, ignore_index=None):
     return table
 
 
+def subpixel_peak(table):
+    """(dy, dx) of the strongest entry of an ``alignment_table``, refined to a fraction of a pixel
+    by a parabola through it and its two neighbours along each axis (whole pixels at the edge)."""
+    t = np.abs(np.asarray(table, np.float64))
+    shift = t.shape[0] // 2
+    i, j = np.unravel_index(np.argmax(t), t.shape)
+
+    def refine(lo, mid, hi):
+        curve = lo - 2 * mid + hi
+        return 0.0 if curve == 0 else 0.5 * (lo - hi) / curve
+
+    dy = i - shift + (refine(t[i - 1, j], t[i, j], t[i + 1, j]) if 0 < i < t.shape[0] - 1 else 0.0)
+    dx = j - shift + (refine(t[i, j - 1], t[i, j], t[i, j + 1]) if 0 < j < t.shape[1] - 1 else 0.0)
+    return dy, dx
+
+
+def boundary_error_shares(labels, pred, ignore_index=None, limits=(1, 2, 3, 5)):
+    """``{k: share of the wrong pixels at most k pixels from a label boundary}`` (distance from a
+    pixel to the nearest pixel labelled otherwise; ignored pixels are neither wrong nor a
+    boundary) and the error rate, over label maps ``labels`` and predictions ``pred`` [N, H, W]."""
+    from scipy import ndimage
+
+    labels, pred = np.asarray(labels), np.asarray(pred)
+    wrong, near = 0, {k: 0 for k in limits}
+    counted = 0
+    for lab, prd in zip(labels, pred):
+        keep = lab != ignore_index if ignore_index is not None else np.ones(lab.shape, bool)
+        dist = np.zeros(lab.shape)
+        for c in np.unique(lab[keep]):
+            inside = lab == c
+            dist[inside] = ndimage.distance_transform_edt(inside)[inside]
+        bad = (lab != prd) & keep
+        wrong += bad.sum()
+        counted += keep.sum()
+        for k in limits:
+            near[k] += (bad & (dist <= k)).sum()
+    return {k: (near[k] / wrong if wrong else 0.0) for k in limits}, (wrong / counted if counted else 0.0)
+
+
 def symmetry_scores(predict, images, labels, num_classes, ignore_index):
     """``{(mirrored, quarter_turns): kseg.metrics.scores}`` for the 8 symmetries of the square;
     ``predict`` maps a uint8 batch [N, H, W, 3] to scores [N, H, W, C] (square images)."""
@@ -69,8 +110,11 @@ def main(argv=None):
     p.add_argument("run", help="run folder (its config names the validation data and size)")
     p.add_argument("--class", dest="cls", help="class whose alignment to check (default: all)")
     p.add_argument("--shift", type=int, default=2, help="largest label shift tried, pixels")
+    p.add_argument("--split", default="val", help="the run's data split to read (val or train)")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--no-model", action="store_true", help="the alignment check only")
+    p.add_argument("--per-image", action="store_true",
+                   help="also each image's own strongest shift (alignment check)")
     args = p.parse_args(argv)
 
     from kseg.data.pipeline import evaluation_dataset
@@ -80,7 +124,7 @@ def main(argv=None):
     if ref.config is None:
         p.error(f"{args.run}: no run configuration to name the validation data")
     size = tuple(ref.config.image_size)
-    source = ref.config.open_source("val")
+    source = ref.config.open_source(args.split)
     classes = list(source.classes)
     if args.cls is not None and args.cls not in classes:
         p.error(f"--class {args.cls}: not one of {classes}")
@@ -91,12 +135,19 @@ def main(argv=None):
 
     for c in [args.cls] if args.cls else classes:
         t = alignment_table(images, labels, classes.index(c), args.shift, source.ignore_index)
-        best = np.unravel_index(np.argmax(np.abs(t)), t.shape)
+        dy, dx = subpixel_peak(t)
         print(f"\n{c}: mean intensity inside minus outside, label rolled by (dy rows, dx columns); "
-              f"strongest at dy {best[0] - args.shift:+d}, dx {best[1] - args.shift:+d}")
+              f"strongest at dy {dy:+.2f}, dx {dx:+.2f} (parabola through the peak)")
         print("dy\\dx " + " ".join(f"{dx:>7d}" for dx in range(-args.shift, args.shift + 1)))
         for i, row in enumerate(t):
             print(f"{i - args.shift:>5d} " + " ".join(f"{v:>7.2f}" for v in row))
+        if args.per_image:
+            peaks = [subpixel_peak(alignment_table(images[k:k + 1], labels[k:k + 1],
+                                                   classes.index(c), args.shift, source.ignore_index))
+                     for k in range(len(images))]
+            dys, dxs = np.array(peaks).T
+            print(f"per image: dy {dys.min():+.2f} .. {dys.max():+.2f}, dx {dxs.min():+.2f} .. "
+                  f"{dxs.max():+.2f} (" + ", ".join(f"{a:+.2f}/{b:+.2f}" for a, b in peaks) + ")")
 
     if args.no_model:
         return
@@ -107,6 +158,12 @@ def main(argv=None):
         return np.concatenate([ref.model.predict_on_batch(x[i:i + args.batch])
                                for i in range(0, len(x), args.batch)])
 
+    from kseg.tta import probabilities
+
+    shares, rate = boundary_error_shares(labels, probabilities(predict(images)).argmax(-1),
+                                         source.ignore_index)
+    print(f"\n{args.run}: {rate:.4f} of the pixels wrong; share of them within k pixels of a "
+          "label boundary: " + ", ".join(f"{k}: {v:.3f}" for k, v in shares.items()))
     scores = symmetry_scores(predict, images, labels, len(classes), source.ignore_index)
     print(f"\n{args.run} under the 8 symmetries (input transformed, prediction mapped back)")
     print(f"{'mirrored':>8} {'turns':>5} {'pixel acc':>9} {'mIoU':>7} "

@@ -11,9 +11,9 @@
 #
 # 5 of the 25 pairs are held out (--val-fraction 0.2, the seeded split `kseg data check` lists)
 # and never trained on; they are the pairs docs/results.md reports. The epoch count is fitted to
-# the budget as in tools/train_camvid.sh (probe, then resume). Augmentation: flips, 90-degree
-# turns, affine and elastic warps, brightness/contrast/gamma (tools/isbi2012_augment.yaml), then a
-# random 256x256 window (--crop: a quarter of the pixels per example, so about 4x the examples per
+# the budget as in tools/train_camvid.sh (probe, then resume). Augmentation: affine and elastic
+# warps, brightness/contrast/gamma, blur — no flips or turns, the labels are offset in the image's
+# frame (tools/isbi2012_augment.yaml) — then a random 256x256 window (--crop: a quarter of the pixels per example, so about 4x the examples per
 # second; each pair is drawn 4 times per epoch, --repeat 4); validated and exported at 512x512.
 # To continue a run: EXTRA="--init-from runs/OLD --learning-rate 1e-3 --warmup-epochs 1".
 set -euo pipefail
