@@ -12,8 +12,8 @@ augmentation (or test-time augmentation):
 3. Where that run's wrong pixels lie: the share within 1, 2, 3 and 5 pixels of a label boundary
    (mostly on the boundary: what is left is where exactly a boundary is drawn).
 
-    python tools/orientation_check.py runs/isbi-cpu2                 # both checks, the run's val data
-    python tools/orientation_check.py runs/isbi-cpu2 --class membrane --split train --no-model
+    python tools/orientation_check.py runs/isbi-frame                # all three checks, the run's val data
+    python tools/orientation_check.py runs/isbi-frame --class membrane --split train --no-model --per-image
 
 The first check reads the data only (no model is run).
 """
