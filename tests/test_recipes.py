@@ -164,9 +164,17 @@ def test_orientation_check_finds_a_label_offset_and_a_frame_bound_model():
     assert np.unravel_index(np.argmin(table), table.shape) == (1, 2)  # rolled up by one row: dy -1
     dy, dx = tool.subpixel_peak(table)
     assert abs(dy + 1) < 0.5 and abs(dx) < 0.01
-    labels[:, 0, 0] = 255  # ignored pixels count for neither side
-    np.testing.assert_allclose(tool.alignment_table(images, labels, 0, 2, ignore_index=255)[1, 2],
-                               table[1, 2], atol=1.0)
+    yy, xx = np.mgrid[-2:3, -2:3]
+    off_centre = 10 - (yy - 0.3) ** 2 - 2 * (xx + 0.2) ** 2  # a paraboloid peaking at (+0.3, -0.2)
+    np.testing.assert_allclose(tool.subpixel_peak(off_centre), (0.3, -0.2))
+    np.testing.assert_allclose(tool.subpixel_peak(-off_centre), (0.3, -0.2))  # strongest |value|
+    ignored = labels.copy()
+    ignored[:, 14:20] = 255  # the middle band of blocks: ignored, neither inside nor outside
+    kept = np.concatenate([labels[:, :14], labels[:, 20:]], axis=1)
+    kept_images = np.concatenate([images[:, :14], images[:, 20:]], axis=1)
+    with_ignore = tool.alignment_table(images, ignored, 0, 0, ignore_index=255)
+    assert with_ignore[0, 0] != tool.alignment_table(images, ignored, 0, 0)[0, 0]
+    np.testing.assert_allclose(with_ignore, tool.alignment_table(kept_images, kept, 0, 0))
 
     rgb = np.repeat(images[..., None], 3, axis=-1)
     truth = (images > 100).astype(np.int64)  # the bands, correctly placed
@@ -187,10 +195,12 @@ def test_orientation_check_finds_a_label_offset_and_a_frame_bound_model():
 
     lab = np.ones((1, 8, 32), np.int64)
     lab[..., :10] = 0  # one boundary, between columns 9 and 10
-    lab[0, 0, 0] = 255
+    lab[:, :, 26] = 255  # ignored, beside a wrong column: not a boundary
     pred = lab.copy()
     pred[..., 10] = 0  # wrong next to the boundary
     pred[..., 25] = 0  # wrong far from it
     shares, rate = tool.boundary_error_shares(lab, pred, ignore_index=255)
     assert shares == {1: 0.5, 2: 0.5, 3: 0.5, 5: 0.5}
-    assert rate == 16 / 255
+    assert rate == 16 / (8 * 31)
+    one_class = np.ones((1, 8, 8), np.int64)  # no boundary anywhere: nothing is near one
+    assert tool.boundary_error_shares(one_class, 1 - one_class)[0] == {1: 0.0, 2: 0.0, 3: 0.0, 5: 0.0}

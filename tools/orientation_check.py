@@ -74,10 +74,12 @@ def boundary_error_shares(labels, pred, ignore_index=None, limits=(1, 2, 3, 5)):
     counted = 0
     for lab, prd in zip(labels, pred):
         keep = lab != ignore_index if ignore_index is not None else np.ones(lab.shape, bool)
-        dist = np.zeros(lab.shape)
-        for c in np.unique(lab[keep]):
+        dist = np.full(lab.shape, np.inf)  # no other label in the image: no boundary to be near
+        present = np.unique(lab[keep])
+        for c in present if len(present) > 1 else ():
             inside = lab == c
-            dist[inside] = ndimage.distance_transform_edt(inside)[inside]
+            # ignored pixels are not a boundary: distances run to the nearest other label
+            dist[inside] = ndimage.distance_transform_edt(inside | ~keep)[inside]
         bad = (lab != prd) & keep
         wrong += bad.sum()
         counted += keep.sum()
@@ -142,12 +144,20 @@ def main(argv=None):
         for i, row in enumerate(t):
             print(f"{i - args.shift:>5d} " + " ".join(f"{v:>7.2f}" for v in row))
         if args.per_image:
-            peaks = [subpixel_peak(alignment_table(images[k:k + 1], labels[k:k + 1],
-                                                   classes.index(c), args.shift, source.ignore_index))
-                     for k in range(len(images))]
-            dys, dxs = np.array(peaks).T
-            print(f"per image: dy {dys.min():+.2f} .. {dys.max():+.2f}, dx {dxs.min():+.2f} .. "
-                  f"{dxs.max():+.2f} (" + ", ".join(f"{a:+.2f}/{b:+.2f}" for a, b in peaks) + ")")
+            peaks = []
+            for k in range(len(images)):
+                try:
+                    peaks.append(subpixel_peak(alignment_table(
+                        images[k:k + 1], labels[k:k + 1], classes.index(c), args.shift,
+                        source.ignore_index)))
+                except ValueError:  # the class is absent from (or fills) this image
+                    continue
+            if peaks:
+                dys, dxs = np.array(peaks).T
+                print(f"per image ({len(peaks)} with the class; a peak at +-{args.shift} is on the "
+                      f"edge, raise --shift): dy {dys.min():+.2f} .. {dys.max():+.2f}, dx "
+                      f"{dxs.min():+.2f} .. {dxs.max():+.2f} ("
+                      + ", ".join(f"{a:+.2f}/{b:+.2f}" for a, b in peaks) + ")")
 
     if args.no_model:
         return
