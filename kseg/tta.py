@@ -7,8 +7,8 @@ with and without mirroring, plus every rotation at scale 1. ``turns`` adds the e
 270 degree turns of every scale/mirror pass (with ``flip``: all 8 symmetries of the square, for
 data with no up or left — check first, as tools/orientation_check.py does: even microscopy labels
 can sit off-centre in the image's own frame, which mirrors and turns blur; a turn of a
-non-square image swaps its height and width, so it needs a model that takes any input size). Rotations turn about the image centre;
-the corners they bring into view are filled by reflection for the model's sake, and pixels of the
+non-square image swaps its height and width, so it needs a model that takes any input size).
+Rotations turn about the image centre; the corners they bring into view are filled by reflection for the model's sake, and pixels of the
 original that a rotation moves out of view are left out of that pass's vote (each pixel's average
 runs over the passes that saw it). Scales other than 1 need a model that takes any input size.
 """
@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 
 
-def probabilities(scores):
+def probabilities(scores, dtype=np.float32):
     """Class probabilities [..., C] from model scores: softmax of logits, or a sigmoid's one
-    channel expanded to (1 - p, p)."""
-    scores = np.asarray(scores, dtype=np.float32)
+    channel expanded to (1 - p, p); computed in ``dtype``."""
+    scores = np.asarray(scores, dtype=dtype)
     if scores.shape[-1] == 1:
         p = 1.0 / (1.0 + np.exp(-scores))
         return np.concatenate([1.0 - p, p], axis=-1)

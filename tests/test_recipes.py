@@ -188,9 +188,9 @@ def test_orientation_check_finds_a_label_offset_and_a_frame_bound_model():
         out[:, 8:, :, 1] = 1.0
         return out
 
-    fair = tool.symmetry_scores(by_intensity, rgb, truth, 2, 255)
+    fair = tool.symmetry_scores(tool.symmetry_labels(by_intensity, rgb), truth, 2, 255)
     assert len(fair) == 8 and all(s["pixel_accuracy"] == 1.0 for s in fair.values())
-    bound = tool.symmetry_scores(always_top_rows, rgb, truth, 2, 255)
+    bound = tool.symmetry_scores(tool.symmetry_labels(always_top_rows, rgb), truth, 2, 255)
     assert len({round(s["pixel_accuracy"], 6) for s in bound.values()}) > 1
 
     lab = np.ones((1, 8, 32), np.int64)

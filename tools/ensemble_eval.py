@@ -15,13 +15,11 @@ import numpy as np
 
 def probabilities(scores):
     """Per-pixel class probabilities from a model's output scores ``[..., C]`` (softmax; one
-    channel is a binary task's sigmoid logit, returned as two channels)."""
-    scores = np.asarray(scores, np.float64)
-    if scores.shape[-1] == 1:
-        p1 = 1.0 / (1.0 + np.exp(-scores))
-        return np.concatenate([1.0 - p1, p1], axis=-1)
-    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
+    channel is a binary task's sigmoid logit, returned as two channels), in float64: the
+    ensemble's mean of several models."""
+    from kseg.tta import probabilities as class_probabilities
+
+    return class_probabilities(scores, np.float64)
 
 
 def main(argv=None):

@@ -88,23 +88,28 @@ def boundary_error_shares(labels, pred, ignore_index=None, limits=(1, 2, 3, 5)):
     return {k: (near[k] / wrong if wrong else 0.0) for k in limits}, (wrong / counted if counted else 0.0)
 
 
-def symmetry_scores(predict, images, labels, num_classes, ignore_index):
-    """``{(mirrored, quarter_turns): kseg.metrics.scores}`` for the 8 symmetries of the square;
-    ``predict`` maps a uint8 batch [N, H, W, 3] to scores [N, H, W, C] (square images)."""
-    from kseg import metrics
-    from kseg.tta import probabilities
+def symmetry_labels(predict, images):
+    """``{(mirrored, quarter_turns): label maps [N, H, W]}`` for the 8 symmetries of the square:
+    each image transformed as ``kseg.tta.Pass`` does, predicted, the probabilities mapped back onto
+    the original grid. ``predict`` maps a uint8 batch [N, H, W, 3] to scores [N, H, W, C] (square
+    images)."""
+    from kseg.tta import TTA, probabilities
 
     out = {}
-    for flip in (False, True):
-        for quarter in range(4):
-            x = images[:, :, ::-1] if flip else images
-            x = np.ascontiguousarray(np.rot90(x, quarter, axes=(1, 2)))
-            p = probabilities(predict(x))
-            p = np.rot90(p, -quarter, axes=(1, 2))
-            p = p[:, :, ::-1] if flip else p
-            cm = metrics.confusion_matrix(labels, p.argmax(-1), num_classes, ignore_index)
-            out[(flip, quarter)] = metrics.scores(cm)
+    for step in TTA(flip=True, turns=True).passes():
+        scores = predict(np.stack([step.forward(im) for im in images]))
+        out[(step.flip, step.quarter)] = np.stack(
+            [step.inverse(probabilities(s), im.shape[:2])[0].argmax(-1)
+             for s, im in zip(scores, images)])
     return out
+
+
+def symmetry_scores(predicted, labels, num_classes, ignore_index):
+    """``{(mirrored, quarter_turns): kseg.metrics.scores}`` of ``symmetry_labels``' output."""
+    from kseg import metrics
+
+    return {key: metrics.scores(metrics.confusion_matrix(labels, pred, num_classes, ignore_index))
+            for key, pred in predicted.items()}
 
 
 def main(argv=None):
@@ -168,13 +173,11 @@ def main(argv=None):
         return np.concatenate([ref.model.predict_on_batch(x[i:i + args.batch])
                                for i in range(0, len(x), args.batch)])
 
-    from kseg.tta import probabilities
-
-    shares, rate = boundary_error_shares(labels, probabilities(predict(images)).argmax(-1),
-                                         source.ignore_index)
+    predicted = symmetry_labels(predict, images)
+    shares, rate = boundary_error_shares(labels, predicted[(False, 0)], source.ignore_index)
     print(f"\n{args.run}: {rate:.4f} of the pixels wrong; share of them within k pixels of a "
           "label boundary: " + ", ".join(f"{k}: {v:.3f}" for k, v in shares.items()))
-    scores = symmetry_scores(predict, images, labels, len(classes), source.ignore_index)
+    scores = symmetry_scores(predicted, labels, len(classes), source.ignore_index)
     print(f"\n{args.run} under the 8 symmetries (input transformed, prediction mapped back)")
     print(f"{'mirrored':>8} {'turns':>5} {'pixel acc':>9} {'mIoU':>7} "
           + " ".join(f"{c[:10]:>10}" for c in classes))

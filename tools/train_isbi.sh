@@ -13,8 +13,9 @@
 # and never trained on; they are the pairs docs/results.md reports. The epoch count is fitted to
 # the budget as in tools/train_camvid.sh (probe, then resume). Augmentation: affine and elastic
 # warps, brightness/contrast/gamma, blur — no flips or turns, the labels are offset in the image's
-# frame (tools/isbi2012_augment.yaml) — then a random 256x256 window (--crop: a quarter of the pixels per example, so about 4x the examples per
-# second; each pair is drawn 4 times per epoch, --repeat 4); validated and exported at 512x512.
+# frame (tools/isbi2012_augment.yaml) — then a random 256x256 window (--crop: a quarter of the
+# pixels per example, so about 4x the examples per second; each pair is drawn 4 times per epoch,
+# --repeat 4); validated and exported at 512x512.
 # To continue a run: EXTRA="--init-from runs/OLD --learning-rate 1e-3 --warmup-epochs 1".
 set -euo pipefail
 DATA=${1:-../shared/data/isbi2012/train}
