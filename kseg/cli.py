@@ -131,7 +131,7 @@ def main():
               help="Train on random H x W windows of the --image-size examples (after "
               "augmentation); validation and export stay at --image-size.")
 @click.option("--loss", default="ce", show_default=True,
-              help="ce | focal | dice | tversky, or a sum such as focal+dice.")
+              help="ce | focal | dice | tversky | lovasz, or a sum such as focal+dice.")
 @click.option("--loss-weights", help="Comma-separated weights of a summed loss, e.g. 1,1.")
 @click.option("--focal-gamma", type=float, default=2.0, show_default=True)
 @click.option("--class-weights", help="inverse | median-frequency | enet (computed from the "

@@ -186,7 +186,71 @@ def test_dice_ignores_classes_absent_from_the_labels():
     assert float(losses.DiceLoss(smooth=0.0)(labels, logits)) < 1e-6
 
 
-@pytest.mark.parametrize("spec", ["ce", "focal", "dice", "tversky", "focal+dice", "ce+dice"])
+def numpy_lovasz(labels, logits, ignore):
+    """The Lovasz extension of the Jaccard loss from its definition (Berman et al. 2018, eq. 8-9),
+    with explicit sets: sum_k m_(k) (Delta(M_k) - Delta(M_(k-1))), Delta(M) = |M| / |F u M|, where M_k
+    holds the k largest-error pixels and F the pixels labelled c; mean over the classes present."""
+    p = numpy_softmax(logits) if logits.shape[-1] > 1 else None
+    if p is None:
+        s = 1 / (1 + np.exp(-logits[..., 0]))
+        p = np.stack([1 - s, s], -1)
+    keep = labels.ravel() != ignore
+    y, p = labels.ravel()[keep], p.reshape(-1, p.shape[-1])[keep]
+    values = []
+    for c in range(p.shape[-1]):
+        fg = y == c
+        if not fg.any():
+            continue
+        m = np.abs(fg - p[:, c])
+        order = np.argsort(-m, kind="stable")
+        total, previous, chosen = 0.0, 0.0, set()
+        for i in order:
+            chosen.add(int(i))
+            union = set(np.flatnonzero(fg).tolist()) | chosen
+            delta = len(chosen) / len(union)
+            total += m[i] * (delta - previous)
+            previous = delta
+        values.append(total)
+    return float(np.mean(values)) if values else 0.0
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), classes=st.sampled_from([1, 2, 3, 5]))
+def test_lovasz_matches_its_definition(seed, classes):
+    _, labels, logits = random_case(seed, classes, shape=(2, 4, 5))
+    if classes == 1:
+        labels = np.where(labels == 255, 255, labels % 2)
+    got = float(losses.LovaszSoftmaxLoss()(labels, logits.astype(np.float32)))
+    np.testing.assert_allclose(got, numpy_lovasz(labels, logits, 255), rtol=1e-4, atol=1e-5)
+    per_image = float(losses.LovaszSoftmaxLoss(per_image=True)(labels, logits.astype(np.float32)))
+    expected = np.mean([numpy_lovasz(labels[i:i + 1], logits[i:i + 1], 255) for i in range(2)])
+    np.testing.assert_allclose(per_image, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_lovasz_of_hard_predictions_is_one_minus_iou():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 3, size=(2, 6, 7))
+    labels[:, 0] = 255
+    pred = rng.integers(0, 3, size=labels.shape)
+    onehot = np.eye(3, dtype=np.float32)[pred]
+    got = float(losses.LovaszSoftmaxLoss(from_logits=False)(labels, onehot))
+    valid = labels != 255
+    iou = [((pred == c) & (labels == c) & valid).sum() / (((pred == c) | (labels == c)) & valid).sum()
+           for c in range(3)]
+    np.testing.assert_allclose(got, 1 - np.mean(iou), atol=1e-5)
+
+
+def test_lovasz_traces_with_an_unknown_batch_size():
+    loss = losses.LovaszSoftmaxLoss(per_image=True)
+    fn = tf.function(lambda y, z: loss(y, z), input_signature=[
+        tf.TensorSpec([None, 4, 5], tf.int64), tf.TensorSpec([None, 4, 5, 3], tf.float32)])
+    _, labels, logits = random_case(7, 3, shape=(3, 4, 5))
+    np.testing.assert_allclose(float(fn(labels, logits.astype(np.float32))),
+                               float(loss(labels, logits.astype(np.float32))), rtol=1e-5)
+
+
+@pytest.mark.parametrize("spec", ["ce", "focal", "dice", "tversky", "focal+dice", "ce+dice", "lovasz",
+                                  "ce+lovasz"])
 def test_every_loss_ignores_ignored_pixels_and_stays_finite(spec):
     loss = losses.get(spec, class_weights=[1.0, 2.0, 0.5])
     rng = np.random.default_rng(0)

@@ -30,7 +30,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     early_stopping: int = None  # stop after this many epochs without a better val mIoU
     precise_bn: int = 0  # recompute batch-norm statistics on this many training batches per epoch
-    loss: str = "ce"  # ce | focal | dice | tversky | sums such as focal+dice
+    loss: str = "ce"  # ce | focal | dice | tversky | lovasz | sums such as focal+dice
     loss_weights: list = None  # one weight per part of a summed loss
     focal_gamma: float = 2.0
     class_weights: object = None  # None | inverse | median-frequency | enet | [w per class]
