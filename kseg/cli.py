@@ -149,6 +149,9 @@ def main():
               help="Stop after this many epochs without a better val mIoU.")
 @click.option("--precise-bn", type=int, default=0, show_default=True,
               help="Recompute batch-norm statistics on N training batches after every epoch.")
+@click.option("--ema", type=float, default=0.0, show_default=True, metavar="DECAY",
+              help="Keep a moving average of the weights (decay per step, e.g. 0.99) and "
+              "validate, checkpoint and export it instead of the last step's weights.")
 @click.option("--init-from", type=click.Path(exists=True), help="Start from the weights of this "
               "run folder or .keras file (layers matched by name and shape; a new head is fine).")
 @click.option("--augment", default="light", show_default=True,
@@ -182,7 +185,7 @@ def train(data, val_data, data_opts, model, backbone,
           output_stride, weights, options, sigmoid, epochs,
           batch_size, repeat, image_size, crop, loss, loss_weights, focal_gamma, class_weights, learning_rate,
           weight_decay, optimizer, momentum, schedule, poly_power, warmup_epochs, early_stopping,
-          precise_bn, init_from,
+          precise_bn, ema, init_from,
           augment, copy_paste, copy_paste_classes, object_transform, cache,
           fast_data, strategy, mixed_precision, backend, jit_compile, seed, stop_after, out,
           overwrite):
@@ -215,7 +218,7 @@ def train(data, val_data, data_opts, model, backbone,
             learning_rate=learning_rate, weight_decay=weight_decay, optimizer=optimizer,
             momentum=momentum, schedule=schedule, poly_power=poly_power,
             warmup_epochs=warmup_epochs, early_stopping=early_stopping, precise_bn=precise_bn,
-            init_from=init_from,
+            ema=ema, init_from=init_from,
             augment=augment, copy_paste=copy_paste, object_transform=object_transform,
             object_classes=_split_classes(copy_paste_classes),
             cache=True if cache == "memory" else cache, deterministic=not fast_data, seed=seed,

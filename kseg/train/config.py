@@ -30,6 +30,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0
     early_stopping: int = None  # stop after this many epochs without a better val mIoU
     precise_bn: int = 0  # recompute batch-norm statistics on this many training batches per epoch
+    ema: float = 0.0  # > 0: validate, checkpoint and export a moving average of the weights (decay per step)
     loss: str = "ce"  # ce | focal | dice | tversky | lovasz | sums such as focal+dice
     loss_weights: list = None  # one weight per part of a summed loss
     focal_gamma: float = 2.0
@@ -89,6 +90,8 @@ class TrainConfig:
             problems.append(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if not 0 <= float(self.warmup_epochs) < int(self.epochs):
             problems.append(f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
+        if not 0 <= float(self.ema) < 1:
+            problems.append(f"ema (the averaging decay per step) must be in [0, 1), got {self.ema}")
         if self.early_stopping is not None and int(self.early_stopping) < 1:
             problems.append(f"early_stopping (patience) must be at least 1, got {self.early_stopping}")
         for name in ("copy_paste", "object_transform"):

@@ -90,6 +90,7 @@ def fit_distributed(model, strategy, train_ds, val_ds, *, epochs, initial_epoch,
 
     for cb in callbacks:
         cb.set_model(model)
+        cb.on_train_begin()
     history = []
     for epoch in range(initial_epoch, epochs):
         for cb in callbacks:
@@ -101,6 +102,8 @@ def fit_distributed(model, strategy, train_ds, val_ds, *, epochs, initial_epoch,
             total += loss
             for cb in callbacks:
                 cb.on_train_batch_end(i, {"loss": loss})
+        for cb in callbacks:
+            cb.on_test_begin()
         cm = np.zeros((num_classes, num_classes), np.int64)
         val_loss, val_batches = 0.0, 0
         for x, y in val_ds:
@@ -109,6 +112,8 @@ def fit_distributed(model, strategy, train_ds, val_ds, *, epochs, initial_epoch,
             val_batches += 1
             cm += kmetrics.confusion_matrix(np.asarray(y), scores_to_labels(np.asarray(pred)),
                                             num_classes, ignore_index)
+        for cb in callbacks:
+            cb.on_test_end()
         train_scores = train_cm.result()
         val_scores = kmetrics.scores(cm)
         logs = {"loss": total / steps, "miou": float(train_scores["miou"]),

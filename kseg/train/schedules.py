@@ -60,9 +60,11 @@ def make_schedule(config, steps_per_epoch):
 
 
 def make_optimizer(config, steps_per_epoch):
-    """The optimizer ``config`` asks for, with its schedule over the whole run."""
+    """The optimizer ``config`` asks for, with its schedule over the whole run (and a moving
+    average of the weights with ``config.ema``: ``kseg.train.callbacks.AveragedWeights``)."""
     schedule = make_schedule(config, steps_per_epoch)
+    averaging = dict(use_ema=True, ema_momentum=float(config.ema)) if config.ema else {}
     if config.optimizer == "sgd":
         return keras.optimizers.SGD(schedule, momentum=config.momentum, nesterov=False,
-                                    weight_decay=config.weight_decay or None)
-    return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+                                    weight_decay=config.weight_decay or None, **averaging)
+    return keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, **averaging)

@@ -16,8 +16,8 @@ import keras
 from kseg import __version__, losses, metrics, models
 from kseg.data import DatasetError
 from kseg.data.balance import class_weights
-from kseg.train.callbacks import (CommitEpoch, EarlyStopOnMiou, OverlaySamples, StopOnNonFinite,
-                                  epochs_since_best)
+from kseg.train.callbacks import (AveragedWeights, CommitEpoch, EarlyStopOnMiou, OverlaySamples,
+                                  StopOnNonFinite, epochs_since_best)
 from kseg.train.config import TrainConfig
 from kseg.train.distribute import fit_distributed, is_chief, is_multiworker, make_strategy
 from kseg.train.precise_bn import PreciseBatchNorm, training_batches
@@ -243,13 +243,19 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_
         + (f", {replicas} replicas x batch {config.batch_size}" if replicas > 1 else "")
         + (f", {policy}" if policy != "float32" else ""))
 
+    bn_batches = None
+    if config.precise_bn and replicas == 1:  # one replica: eager forward passes update BN
+        bn_batches = training_batches(train_src, config.image_size, config.batch_size,
+                                      config.precise_bn, seed=config.seed)
     callbacks = [StopOnNonFinite(last_good=run.checkpoint_path)]
+    restore = None
+    if config.ema:  # averages in the model from validation to the checkpoint, then raw again
+        average, restore = AveragedWeights(resumed=bool(done), batches=bn_batches).pair()
+        callbacks.append(average)
+    elif bn_batches:
+        callbacks.insert(0, PreciseBatchNorm(bn_batches, steps))
     if chief:
         callbacks.append(CommitEpoch(run, best_miou=state["best_miou"]))
-    if config.precise_bn and replicas == 1:  # one replica: eager forward passes update BN
-        callbacks.insert(0, PreciseBatchNorm(
-            training_batches(train_src, config.image_size, config.batch_size, config.precise_bn,
-                             seed=config.seed), steps))
     if config.early_stopping:
         callbacks.append(EarlyStopOnMiou(run, config.early_stopping, log=log))
     multiworker = strategy is not None and is_multiworker(strategy)
@@ -258,6 +264,8 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_
         samples = next(iter(val_ds.unbatch().take(4).batch(4)))
         callbacks.append(OverlaySamples(run.file("logs") / "overlays", samples[0].numpy(),
                                         samples[1].numpy(), num_classes, config.ignore_index))
+    if restore is not None:
+        callbacks.append(restore)
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
     t0 = time.time()

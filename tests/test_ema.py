@@ -1,0 +1,94 @@
+"""A moving average of the weights (``kseg train --ema``): validation and checkpoints see the
+averages, training steps the raw weights, and a resumed run ends where an uninterrupted one ends."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from kseg.train import TrainConfig, train
+from kseg.train.callbacks import AveragedWeights
+
+
+class Recorder(keras.callbacks.Callback):
+    """The model's weights at each point of interest."""
+
+    def __init__(self):
+        super().__init__()
+        self.raw, self.epoch_begin, self.validated, self.saved = [], [], [], []
+
+    def _weights(self):
+        return [np.array(w) for w in self.model.get_weights()]
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.raw.append(self._weights())
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch_begin.append(self._weights())
+
+    def on_test_begin(self, logs=None):
+        self.validated.append(self._weights())
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.saved.append(self._weights())  # where kseg's CommitEpoch saves checkpoints
+
+
+def test_validation_and_checkpoints_see_the_average_training_the_raw_weights():
+    decay = 0.5
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3), keras.layers.Dense(2)])
+    model.compile(keras.optimizers.AdamW(0.05, use_ema=True, ema_momentum=decay), "mse")
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(12, 4)), rng.normal(size=(12, 2))
+    average, restore = AveragedWeights().pair()
+    rec = Recorder()
+    model.fit(x, y, batch_size=4, epochs=2, validation_data=(x, y), shuffle=False, verbose=0,
+              callbacks=[average, rec, restore])
+    assert len(rec.raw) == 6
+    expected, ema = [], None
+    for step, raw in enumerate(rec.raw):  # Keras' rule: the first step copies, then decays
+        ema = raw if ema is None else [decay * a + (1 - decay) * w for a, w in zip(ema, raw)]
+        if step % 3 == 2:
+            expected.append(ema)
+    for epoch in range(2):
+        for got in (rec.validated[epoch], rec.saved[epoch]):
+            for g, e in zip(got, expected[epoch]):
+                np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
+    # epoch 2 trains on from epoch 1's last raw weights, not from their average
+    for g, r in zip(rec.epoch_begin[1], rec.raw[2]):
+        np.testing.assert_array_equal(g, r)
+    assert not np.allclose(rec.raw[2][0], expected[0][0])
+    # after fit the model holds the averages (Keras' finalize step)
+    for g, e in zip(model.get_weights(), expected[1]):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
+
+
+def _config(**kw):
+    return TrainConfig(data="shapes:48", image_size=(32, 32), batch_size=8, epochs=3,
+                       learning_rate=0.01, schedule="poly", augment="light", ema=0.8,
+                       model_options={"depth": 2, "base_filters": 4}, precise_bn=2, **kw)
+
+
+@pytest.mark.slow
+def test_a_resumed_averaging_run_ends_where_an_uninterrupted_one_ends(tmp_path):
+    train(_config(), tmp_path / "straight", verbose=0, log=lambda *_: None, report=False)
+    train(_config(), tmp_path / "resumed", verbose=0, log=lambda *_: None, report=False, stop_after=2)
+    train(_config(), tmp_path / "resumed", verbose=0, log=lambda *_: None, report=False)
+    got = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
+    want = json.loads((tmp_path / "straight" / "metrics.json").read_text())
+    assert [e["epoch"] for e in got] == [1, 2, 3]
+    for a, b in zip(got, want):
+        for key in ("loss", "val_loss", "val_miou"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (a["epoch"], key)
+    from kseg import models
+
+    a = models.load_model(tmp_path / "resumed" / "last.keras").get_weights()
+    b = models.load_model(tmp_path / "straight" / "last.keras").get_weights()
+    for u, v in zip(a, b):
+        np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-6)
+
+
+def test_ema_decay_is_validated():
+    with pytest.raises(ValueError, match="ema"):
+        _config().__class__(ema=1.0)
