@@ -2,6 +2,7 @@
 budgeting, starting from another model's weights, packing a run, loader worker processes."""
 
 import importlib.util
+import json
 import subprocess
 
 import keras
@@ -204,3 +205,21 @@ def test_orientation_check_finds_a_label_offset_and_a_frame_bound_model():
     assert rate == 16 / (8 * 31)
     one_class = np.ones((1, 8, 8), np.int64)  # no boundary anywhere: nothing is near one
     assert tool.boundary_error_shares(one_class, 1 - one_class)[0] == {1: 0.0, 2: 0.0, 3: 0.0, 5: 0.0}
+
+
+def test_compare_runs_summarises_best_tail_and_whole_curve(tmp_path, capsys):
+    tool = _tool("compare_runs")
+    entries = [{"epoch": i + 1, "val_miou": m, "val_pixel_accuracy": a, "pixel_accuracy": t}
+               for i, (m, a, t) in enumerate([(0.5, 0.8, 0.7), (0.9, 0.95, 0.8), (0.6, 0.85, 0.9),
+                                              (0.7, 0.9, 1.0)])]
+    s = tool.curve_summary(entries, last=2)
+    assert s["best_epoch"] == 2 and s["best"] == (0.95, 0.9)
+    assert s["last"] == pytest.approx((0.875, 0.65)) and s["train_last"] == pytest.approx(0.95)
+    assert s["all"] == pytest.approx((0.875, 0.675)) and s["epochs"] == 4
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text(json.dumps(entries))
+    tool.main([str(run), "--last", "2"])
+    assert "0.9500 / 0.9000 0.8750 / 0.6500" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        tool.main([str(tmp_path / "missing")])
