@@ -1,13 +1,11 @@
 """A moving average of the weights (``kseg train --ema``): validation and checkpoints see the
-averages, training steps the raw weights, and a resumed run ends where an uninterrupted one ends."""
-
-import json
+averages, training steps the raw weights (a resumed run: tests/test_resume_kill.py)."""
 
 import keras
 import numpy as np
 import pytest
 
-from kseg.train import TrainConfig, train
+from kseg.train import TrainConfig
 from kseg.train.callbacks import AveragedWeights
 
 
@@ -64,31 +62,6 @@ def test_validation_and_checkpoints_see_the_average_training_the_raw_weights():
         np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6)
 
 
-def _config(**kw):
-    return TrainConfig(data="shapes:48", image_size=(32, 32), batch_size=8, epochs=3,
-                       learning_rate=0.01, schedule="poly", augment="light", ema=0.8,
-                       model_options={"depth": 2, "base_filters": 4}, precise_bn=2, **kw)
-
-
-@pytest.mark.slow
-def test_a_resumed_averaging_run_ends_where_an_uninterrupted_one_ends(tmp_path):
-    train(_config(), tmp_path / "straight", verbose=0, log=lambda *_: None, report=False)
-    train(_config(), tmp_path / "resumed", verbose=0, log=lambda *_: None, report=False, stop_after=2)
-    train(_config(), tmp_path / "resumed", verbose=0, log=lambda *_: None, report=False)
-    got = json.loads((tmp_path / "resumed" / "metrics.json").read_text())
-    want = json.loads((tmp_path / "straight" / "metrics.json").read_text())
-    assert [e["epoch"] for e in got] == [1, 2, 3]
-    for a, b in zip(got, want):
-        for key in ("loss", "val_loss", "val_miou"):
-            assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-5), (a["epoch"], key)
-    from kseg import models
-
-    a = models.load_model(tmp_path / "resumed" / "last.keras").get_weights()
-    b = models.load_model(tmp_path / "straight" / "last.keras").get_weights()
-    for u, v in zip(a, b):
-        np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-6)
-
-
 def test_ema_decay_is_validated():
     with pytest.raises(ValueError, match="ema"):
-        _config().__class__(ema=1.0)
+        TrainConfig(ema=1.0)

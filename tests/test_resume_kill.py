@@ -1,5 +1,6 @@
 """kill -9 in the middle of an epoch, then the same command again: the run resumes after the last
-finished epoch and ends where an uninterrupted run ends."""
+finished epoch and ends where an uninterrupted run ends — with a moving average of the weights
+(--ema), whose checkpoints hold the averages and the raw weights in the optimizer's slots."""
 
 import json
 import os
@@ -13,7 +14,7 @@ import pytest
 CMD = [sys.executable, "-m", "kseg.cli", "train", "--data", "shapes:240", "--image-size", "32", "32",
        "--batch-size", "8", "-o", "depth=2", "-o", "base_filters=4", "-o", "batch_norm=false",
        "--epochs", "3", "--learning-rate", "0.01", "--schedule", "poly", "--warmup-epochs", "0.5",
-       "--augment", "light"]
+       "--augment", "light", "--ema", "0.8"]
 
 
 def _run(out, timeout=300):
