@@ -150,8 +150,8 @@ def main():
 @click.option("--precise-bn", type=int, default=0, show_default=True,
               help="Recompute batch-norm statistics on N training batches after every epoch.")
 @click.option("--ema", type=float, default=0.0, show_default=True, metavar="DECAY",
-              help="Keep a moving average of the weights (decay per step, e.g. 0.99) and "
-              "validate, checkpoint and export it instead of the last step's weights.")
+              help="Keep a moving average of the weights (decay per step, e.g. 0.99; 0 = off) "
+              "and validate, checkpoint and export it instead of the last step's weights.")
 @click.option("--init-from", type=click.Path(exists=True), help="Start from the weights of this "
               "run folder or .keras file (layers matched by name and shape; a new head is fine).")
 @click.option("--augment", default="light", show_default=True,

@@ -218,10 +218,12 @@ class LovaszSoftmaxLoss(_SegLoss):
     1 - IoU_c exactly, so minimising it targets the IoU a model is scored on, where cross-entropy
     and Dice target per-pixel likelihoods and soft overlaps.
 
-    ``per_image``: one loss per image, averaged over the batch (IoU as scored image by image);
-    otherwise one loss over all the batch's pixels (the dataset-wide IoU ``kseg evaluate`` reports).
-    Ignored pixels get error 0 and no label, so they sort last and change nothing. The paper
-    fine-tunes a cross-entropy model with it; ``ce+lovasz`` trains with both.
+    ``per_image`` (library only; ``--loss lovasz`` uses the default): one loss per image, averaged
+    over the batch (IoU as scored image by image); otherwise one loss over all the batch's pixels
+    (the batch's IoU, closer to the dataset-wide IoU ``kseg evaluate`` reports). Ignored pixels get
+    error 0 and no label, so they contribute nothing to the loss or its gradient. The paper
+    fine-tunes a cross-entropy model with it; ``ce+lovasz`` trains with both. Computed in float32:
+    exact for batches of up to about 2**24 pixels.
     """
 
     def __init__(self, per_image=False, name="lovasz", **kwargs):

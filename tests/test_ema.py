@@ -65,3 +65,28 @@ def test_validation_and_checkpoints_see_the_average_training_the_raw_weights():
 def test_ema_decay_is_validated():
     with pytest.raises(ValueError, match="ema"):
         TrainConfig(ema=1.0)
+
+
+def test_averaged_weights_get_their_own_batchnorm_statistics_and_loss_scaling_is_seen_through():
+    from kseg import losses, models
+
+    keras.utils.set_random_seed(1)
+    model = models.build("unet", num_classes=3, input_shape=(32, 32, 3), depth=2, base_filters=4)
+    optimizer = keras.optimizers.LossScaleOptimizer(  # as under mixed float16
+        keras.optimizers.AdamW(1e-2, use_ema=True, ema_momentum=0.5))
+    model.compile(optimizer, losses.get("ce"))
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
+    y = rng.integers(0, 3, (8, 32, 32)).astype(np.int32)
+    average, restore = AveragedWeights(batches=[x]).pair()
+    seen = {}
+
+    class AtValidation(keras.callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            seen["eval"] = np.asarray(self.model(x, training=False))
+            seen["train"] = np.asarray(self.model(x, training=True))
+
+    model.fit(x, y, batch_size=4, epochs=1, validation_data=(x, y), verbose=0,
+              callbacks=[average, AtValidation(), restore])
+    # statistics recomputed on exactly this batch, after the averages were swapped in
+    np.testing.assert_allclose(seen["eval"], seen["train"], rtol=1e-3, atol=1e-3)

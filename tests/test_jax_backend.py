@@ -30,7 +30,8 @@ for name, opts, loss in [  # U-Net trains under JAX end to end in the test below
     m.compile(keras.optimizers.Adam(1e-3), losses.get(loss), metrics=[metrics.ConfusionMatrix(3)])
     logs = m.train_on_batch(x, y, return_dict=True)
     assert np.isfinite(logs["loss"]), (name, logs)
-    assert tuple(m.output.shape) == (None, 64, 64, 3)  # inference runs in the U-Net test below
+    # no predict_on_batch here: compiling it too took ~40 s per family on 2 cores (inference
+    # under JAX runs in the U-Net test below); resnet50 trains under TensorFlow in test_model_zoo
     print(name, "ok", round(time.time() - t0, 1), flush=True)
 """
 

@@ -221,5 +221,7 @@ def test_compare_runs_summarises_best_tail_and_whole_curve(tmp_path, capsys):
     (run / "metrics.json").write_text(json.dumps(entries))
     tool.main([str(run), "--last", "2"])
     assert "0.9500 / 0.9000 0.8750 / 0.6500" in capsys.readouterr().out
+    tool.main([str(run), "--last", "2", "--upto", "1"])  # epoch 1 alone
+    assert "0.8000 / 0.5000 0.8000 / 0.5000 0.8000 / 0.5000    0.7000" in capsys.readouterr().out
     with pytest.raises(SystemExit):
         tool.main([str(tmp_path / "missing")])

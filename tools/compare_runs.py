@@ -6,8 +6,10 @@ mean over the last N epochs and over all epochs are printed beside it.
 
 Reads each run's metrics.json (the per-epoch log `kseg train` writes); prints, per run: epochs,
 the best epoch by val mIoU with its val pixel accuracy / mIoU, the last-N and all-epoch means of
-both, and the mean training pixel accuracy of the last N epochs (a gap to validation is
-overfitting).
+both, and the mean training pixel accuracy of the last N epochs (measured on augmented training
+batches as they were trained on, so not how well the model fits its training images: that is
+`kseg evaluate RUN --split train`). ``--upto N`` summarises only the first N epochs of every run,
+to compare a run stopped early with full ones.
 """
 
 import argparse
@@ -40,13 +42,16 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("runs", nargs="+", help="run folders")
     p.add_argument("--last", type=int, default=10, help="epochs in the tail mean (default 10)")
+    p.add_argument("--upto", type=int, help="summarise only the first N epochs of each run")
     args = p.parse_args(argv)
-    print(f"{'run':<34} {'epochs':>6} {'best (epoch): acc / mIoU':>26} "
-          f"{'last ' + str(args.last) + ' mean':>17} {'all mean':>17} {'train acc':>9}")
+    if args.last < 1 or (args.upto is not None and args.upto < 1):
+        p.error("--last and --upto count epochs: at least 1")
+    print(f"{'run':<34} {'epochs':>6} {'best (epoch): acc / mIoU':>24} "
+          f"{'last ' + str(args.last) + ' mean':>15} {'all mean':>15} {'train acc':>9}")
     for run in args.runs:
         path = Path(run) / "metrics.json"
         try:
-            entries = json.loads(path.read_text())
+            entries = json.loads(path.read_text())[:args.upto]
             s = curve_summary(entries, args.last)
         except (OSError, ValueError, KeyError) as exc:
             p.error(f"{path}: {exc}")

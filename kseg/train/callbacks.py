@@ -4,7 +4,8 @@ import math
 import time
 
 import keras
-import numpy as np
+
+from kseg.train.precise_bn import recompute_batchnorm
 
 
 class TrainingDivergedError(RuntimeError):
@@ -121,61 +122,70 @@ class AveragedWeights(keras.callbacks.Callback):
     The optimizer steps the raw weights and updates its averages after every step. This callback
     swaps the two sets before validation, so that validation, best.keras and every checkpoint hold
     the averages as the model's weights (what ``kseg evaluate``, ``kseg export`` and
-    ``--init-from`` read), with the raw weights in the optimizer's average slots; ``restore`` (a
-    second instance placed after the checkpointing callback) swaps them back before training goes
-    on. A resumed run's checkpoint is in the swapped state: ``resumed=True`` swaps it back before
-    the first step. Batch-norm statistics are recomputed for the averaged weights from
-    ``batches`` (uint8 image batches) when given; otherwise they keep the moving statistics of the
-    raw weights.
+    ``--init-from`` read), with the raw weights in the optimizer's average slots; its
+    ``RestoreRawWeights`` partner (``pair()``, placed after the checkpointing callback) swaps them
+    back before training goes on. A resumed run's checkpoint is in the swapped state:
+    ``resumed=True`` swaps it back before the first step. Batch-norm statistics are recomputed for
+    the averaged weights from ``batches`` (uint8 image batches) when given; otherwise they keep the
+    moving statistics of the raw weights.
     """
 
-    def __init__(self, role="average", resumed=False, batches=None):
+    def __init__(self, resumed=False, batches=None):
         super().__init__()
-        if role not in ("average", "restore"):
-            raise ValueError(f"role must be 'average' or 'restore', got {role!r}")
-        self.role, self.resumed = role, bool(resumed)
+        self.resumed = bool(resumed)
         self.batches = list(batches) if batches else []
         self.averaged = False
 
     def _slots(self):
         optimizer = self.model.optimizer
+        optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # mixed float16 loss scaling
         if not getattr(optimizer, "use_ema", False):
             raise ValueError("AveragedWeights needs an optimizer built with use_ema=True")
-        return list(zip(optimizer._trainable_variables,  # noqa: SLF001
-                        optimizer._model_variables_moving_average))  # noqa: SLF001
+        variables = optimizer._trainable_variables  # noqa: SLF001
+        averages = getattr(optimizer, "_model_variables_moving_average", [])
+        if not variables or len(variables) != len(averages):
+            raise ValueError(f"the optimizer holds {len(averages)} weight averages for "
+                             f"{len(variables)} trainable weights; is it built?")
+        return [(v, a) for v, a in zip(variables, averages) if a is not None]
 
     def swap(self):
         for variable, average in self._slots():
-            raw = np.asarray(keras.ops.convert_to_numpy(variable))
+            raw = keras.ops.convert_to_numpy(variable)
             variable.assign(average)
             average.assign(raw)
 
     def on_train_begin(self, logs=None):
-        if self.role == "average" and self.resumed:  # the checkpoint holds the averages
+        if self.resumed:  # the checkpoint holds the averages
             self.swap()
 
     def _average(self):
-        if self.role == "average" and not self.averaged:
+        if not self.averaged:
             self.swap()
             self.averaged = True
             if self.batches:
-                from kseg.train.precise_bn import recompute_batchnorm
-
                 recompute_batchnorm(self.model, self.batches)
 
     def on_test_begin(self, logs=None):
         self._average()
 
     def on_epoch_end(self, epoch, logs=None):
-        if self.role == "average":
-            self._average()  # an epoch without validation
-        else:
-            self.partner.swap()
-            self.partner.averaged = False
+        self._average()  # an epoch without validation
 
     def pair(self):
-        """This ``average`` callback and its ``restore`` partner, to place before and after the
+        """This callback and its ``RestoreRawWeights`` partner, to place before and after the
         callback that saves checkpoints."""
-        restore = AveragedWeights("restore")
-        restore.partner = self
-        return self, restore
+        return self, RestoreRawWeights(self)
+
+
+class RestoreRawWeights(keras.callbacks.Callback):
+    """Swaps the raw weights back into the model at the end of each epoch, after the checkpoint
+    of the averaged ones is saved (see ``AveragedWeights``)."""
+
+    def __init__(self, partner):
+        super().__init__()
+        self.partner = partner
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.partner.averaged:
+            self.partner.swap()
+            self.partner.averaged = False

@@ -90,6 +90,7 @@ def fit_distributed(model, strategy, train_ds, val_ds, *, epochs, initial_epoch,
 
     for cb in callbacks:
         cb.set_model(model)
+    for cb in callbacks:
         cb.on_train_begin()
     history = []
     for epoch in range(initial_epoch, epochs):
@@ -128,4 +129,8 @@ def fit_distributed(model, strategy, train_ds, val_ds, *, epochs, initial_epoch,
         history.append(logs)
         if model.stop_training:
             break
+    # as Keras fit ends: an optimizer keeping weight averages (--ema) leaves them in the model
+    model.optimizer.finalize_variable_values(model.trainable_variables)
+    for cb in callbacks:
+        cb.on_train_end()
     return history

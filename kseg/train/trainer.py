@@ -233,7 +233,9 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_
             if config.init_from:
                 log(init_weights(model, config.init_from))
             model = compile_model(model, config, num_classes, steps, weights)
-    if weights is not None:
+    if weights is not None and not {"ce", "focal"} & set(config.loss.split("+")):
+        log(f"warning: --loss {config.loss} takes no class weights (ce and focal do); unused")
+    elif weights is not None:
         log("class weights: " + ", ".join(f"{c} {w:.3f}" for c, w in zip(train_src.classes, weights)))
     log(f"training {config.model} ({model.count_params():,} parameters) on {train_src.where}: "
         f"{len(train_src)} train / {len(val_src)} val images at "
@@ -244,6 +246,10 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_
         + (f", {policy}" if policy != "float32" else ""))
 
     bn_batches = None
+    if config.precise_bn and replicas > 1:
+        log(f"warning: --precise-bn is off with {replicas} replicas (batch-norm statistics stay "
+            "the moving averages" + (" of the raw weights, not of the --ema averages)" if config.ema
+                                     else ")"))
     if config.precise_bn and replicas == 1:  # one replica: eager forward passes update BN
         bn_batches = training_batches(train_src, config.image_size, config.batch_size,
                                       config.precise_bn, seed=config.seed)
