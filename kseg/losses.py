@@ -304,16 +304,32 @@ def names():
     return sorted(_LOSSES)
 
 
-def _build_one(name, options):
-    try:
-        cls = _LOSSES[name]
-    except KeyError:
-        raise ValueError(f"unknown loss {name!r}; available: {', '.join(names())}") from None
+def _accepted(cls):
+    """The constructor arguments of a loss class and its kseg bases."""
     accepted = set()
     for klass in cls.__mro__:
         if klass is keras.losses.Loss:
             break
         accepted |= set(inspect.signature(klass.__init__).parameters) - {"self", "kwargs", "name"}
+    return accepted
+
+
+def _parts(spec):
+    return [p.strip() for p in str(spec).split("+") if p.strip()]
+
+
+def uses_class_weights(spec):
+    """Whether any part of a loss spec (``"ce+dice"``) takes the ``class_weights`` option."""
+    return any(name in _LOSSES and _ALIASES.get(name, {}).get("class_weights", "class_weights")
+               in _accepted(_LOSSES[name]) for name in _parts(spec))
+
+
+def _build_one(name, options):
+    try:
+        cls = _LOSSES[name]
+    except KeyError:
+        raise ValueError(f"unknown loss {name!r}; available: {', '.join(names())}") from None
+    accepted = _accepted(cls)
     kwargs = {}
     for key, value in options.items():
         target = _ALIASES.get(name, {}).get(key, key)
@@ -333,7 +349,7 @@ def get(spec="ce", loss_weights=None, **options):
     """
     if isinstance(spec, keras.losses.Loss):
         return spec
-    parts = [p.strip() for p in str(spec).split("+") if p.strip()]
+    parts = _parts(spec)
     if not parts:
         raise ValueError(f"empty loss spec {spec!r}")
     built = [_build_one(p, options) for p in parts]

@@ -8,9 +8,9 @@ with and without mirroring, plus every rotation at scale 1. ``turns`` adds the e
 data with no up or left — check first, as tools/orientation_check.py does: even microscopy labels
 can sit off-centre in the image's own frame, which mirrors and turns blur; a turn of a
 non-square image swaps its height and width, so it needs a model that takes any input size).
-Rotations turn about the image centre; the corners they bring into view are filled by reflection for the model's sake, and pixels of the
-original that a rotation moves out of view are left out of that pass's vote (each pixel's average
-runs over the passes that saw it). Scales other than 1 need a model that takes any input size.
+Rotations turn about the image centre; the corners they bring into view are filled by reflection
+for the model's sake, and pixels of the original that a rotation moves out of view are left out
+of that pass's vote (each pixel's average runs over the passes that saw it). Scales other than 1 need a model that takes any input size.
 """
 
 import dataclasses

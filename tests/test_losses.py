@@ -288,3 +288,10 @@ def test_sum_weights_and_config_round_trip():
     assert (again.gamma, again.mode) == (3.0, "binary")
     with pytest.raises(ValueError, match="2 loss weights given for 3 losses"):
         losses.get("ce+dice+focal", loss_weights=[1, 1])
+
+
+def test_uses_class_weights_names_the_losses_that_take_them():
+    assert losses.uses_class_weights("ce") and losses.uses_class_weights("focal")
+    assert losses.uses_class_weights("dice + focal")  # focal's alpha
+    for spec in ("dice", "tversky", "lovasz", "dice+lovasz"):
+        assert not losses.uses_class_weights(spec)

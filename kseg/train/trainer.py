@@ -233,7 +233,7 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_
             if config.init_from:
                 log(init_weights(model, config.init_from))
             model = compile_model(model, config, num_classes, steps, weights)
-    if weights is not None and not {"ce", "focal"} & set(config.loss.split("+")):
+    if weights is not None and not losses.uses_class_weights(config.loss):
         log(f"warning: --loss {config.loss} takes no class weights (ce and focal do); unused")
     elif weights is not None:
         log("class weights: " + ", ".join(f"{c} {w:.3f}" for c, w in zip(train_src.classes, weights)))
@@ -246,13 +246,13 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_
         + (f", {policy}" if policy != "float32" else ""))
 
     bn_batches = None
-    if config.precise_bn and replicas > 1:
-        log(f"warning: --precise-bn is off with {replicas} replicas (batch-norm statistics stay "
-            "the moving averages" + (" of the raw weights, not of the --ema averages)" if config.ema
-                                     else ")"))
     if config.precise_bn and replicas == 1:  # one replica: eager forward passes update BN
         bn_batches = training_batches(train_src, config.image_size, config.batch_size,
                                       config.precise_bn, seed=config.seed)
+    elif config.precise_bn:
+        of = " of the raw weights, not of the --ema averages" if config.ema else ""
+        log(f"warning: --precise-bn is off with {replicas} replicas (batch-norm statistics stay "
+            f"the moving averages{of})")
     callbacks = [StopOnNonFinite(last_good=run.checkpoint_path)]
     restore = None
     if config.ema:  # averages in the model from validation to the checkpoint, then raw again
