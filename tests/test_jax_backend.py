@@ -24,6 +24,7 @@ for name, opts, loss in [  # U-Net trains under JAX end to end in the test below
     ("deeplabv3", dict(backbone="resnet18", width=0.125, aspp_channels=8, output_stride=8), "ce"),
     ("deeplabv3plus", dict(backbone="mobilenetv2", width=0.35, aspp_channels=8,
                            low_level_channels=8, decoder_channels=8), "ce+lovasz"),
+    ("fastscnn", dict(width=0.25), "ce"),
 ]:
     t0 = time.time()
     m = models.build(name, num_classes=3, input_shape=(64, 64, 3), **opts)
@@ -42,7 +43,7 @@ def test_every_family_trains_under_jax():
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
     proc = subprocess.run([sys.executable, "-c", CODE], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert proc.stdout.count(" ok") == 3
+    assert proc.stdout.count(" ok") == 4
 
 
 TRAIN_JAX = r"""

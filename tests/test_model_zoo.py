@@ -11,12 +11,14 @@ from kseg.runtime import TFLiteModel
 
 SMALL = {"mobilenetv2": 0.35, "resnet18": 0.125, "resnet50": 0.125}
 COMBOS = [(m, b) for m in ("fcn32s", "fcn16s", "fcn8s", "deeplabv3", "deeplabv3plus") for b in SMALL]
-COMBOS.append(("unet", None))
+COMBOS += [("unet", None), ("fastscnn", None)]
 
 
 def small_options(model, backbone):
     if model == "unet":
         return {"depth": 3, "base_filters": 4}
+    if model == "fastscnn":
+        return {"width": 0.25}
     opts = {"backbone": backbone, "width": SMALL[backbone]}
     if model.startswith("fcn"):
         opts["head_channels"] = 16

@@ -4,7 +4,7 @@ Every model takes uint8 RGB images ``[B, H, W, 3]`` (normalisation is inside) an
 per-pixel class logits ``[B, H, W, num_classes]``.
 """
 
-from kseg.models import deeplab, fcn, unet  # noqa: F401  (register the families)
+from kseg.models import deeplab, fastscnn, fcn, unet  # noqa: F401  (register the families)
 from kseg.models.layers import CropToReference, PadToMultiple, Preprocess
 from kseg.models.registry import (ModelConfigError, build, float32_copy, is_mixed_precision,
                                   names, options, rebuild, rebuild_trained, register)

@@ -126,11 +126,12 @@ def conv_bn(x, filters, name, kernel_size=1, strides=1, dilation=1, activation="
     return x
 
 
-def separable_conv_bn(x, filters, name, dilation=1):
-    """Depthwise-separable 3x3 conv as in DeepLabv3+: depthwise (dilated) + BN + ReLU, then a
-    pointwise 1x1 + BN + ReLU."""
+def separable_conv_bn(x, filters, name, dilation=1, strides=1):
+    """Depthwise-separable 3x3 conv as in DeepLabv3+ and Fast-SCNN: depthwise (dilated or
+    strided) + BN + ReLU, then a pointwise 1x1 + BN + ReLU."""
     x = keras.layers.DepthwiseConv2D(
-        3, dilation_rate=dilation, padding="same", use_bias=False, name=f"{name}_depthwise"
+        3, strides=strides, dilation_rate=dilation, padding="same", use_bias=False,
+        name=f"{name}_depthwise",
     )(x)
     x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_depthwise_bn")(x)
     x = keras.layers.ReLU(name=f"{name}_depthwise_relu")(x)
@@ -183,3 +184,74 @@ class BilinearUpsample(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor}
+
+
+def _adaptive_pool_matrix(size, bins, dtype):
+    """``[bins, size]`` averaging weights of adaptive average pooling along one axis: bin ``i``
+    averages positions ``floor(i * size / bins)`` up to ``ceil((i + 1) * size / bins)``, as
+    PyTorch's ``adaptive_avg_pool2d``. ``size`` may be a Python int (the matrix is a constant) or
+    a scalar tensor (unknown sizes, built at run time)."""
+    if isinstance(size, int):
+        import numpy as np
+
+        i = np.arange(bins)[:, None]
+        j = np.arange(size)[None, :]
+        inside = (j >= (i * size) // bins) & (j < -((-(i + 1) * size) // bins))
+        return ops.convert_to_tensor(inside / inside.sum(axis=1, keepdims=True), dtype=dtype)
+    i = ops.expand_dims(ops.arange(bins, dtype="int32"), 1)
+    j = ops.expand_dims(ops.arange(size, dtype="int32"), 0)
+    start = ops.floor_divide(i * size, bins)
+    end = -ops.floor_divide(-(i + 1) * size, bins)
+    inside = ops.cast(ops.logical_and(j >= start, j < end), dtype)
+    return inside / ops.sum(inside, axis=1, keepdims=True)
+
+
+@keras.saving.register_keras_serializable(package="kseg")
+class AdaptiveAveragePool(keras.layers.Layer):
+    """Average pooling to a ``bins x bins`` grid whatever the input size (the pyramid-pooling
+    branches of PSPNet and Fast-SCNN). Written as two small matrix products with averaging
+    weights, so that one formula serves known sizes (constants, folded at export) and unknown
+    ones, and the result equals PyTorch's ``adaptive_avg_pool2d``."""
+
+    def __init__(self, bins, **kwargs):
+        super().__init__(**kwargs)
+        self.bins = int(bins)
+        if self.bins < 1:
+            raise ValueError(f"AdaptiveAveragePool: bins must be positive, got {bins}")
+
+    def call(self, x):
+        h, w = x.shape[1], x.shape[2]
+        if h is None or w is None:
+            shape = ops.shape(x)
+            h = shape[1] if h is None else h
+            w = shape[2] if w is None else w
+        rows = _adaptive_pool_matrix(h, self.bins, self.compute_dtype)
+        cols = _adaptive_pool_matrix(w, self.bins, self.compute_dtype)
+        x = ops.einsum("ih,bhwc->biwc", rows, x)
+        return ops.einsum("jw,biwc->bijc", cols, x)
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.bins, self.bins, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "bins": self.bins}
+
+
+@keras.saving.register_keras_serializable(package="kseg")
+class ResizeToReference(keras.layers.Layer):
+    """Bilinear resize of ``inputs[0]`` to the height and width of ``inputs[1]`` (half-pixel
+    centres, as TFLite's RESIZE_BILINEAR); unknown sizes are read at run time."""
+
+    def call(self, inputs):
+        x, ref = inputs
+        h, w = ref.shape[1], ref.shape[2]
+        if h is not None and w is not None:
+            return ops.image.resize(x, (h, w), interpolation="bilinear")
+        from keras.src import backend as keras_backend
+
+        shape = ops.shape(ref)
+        return keras_backend.image.resize(x, (shape[1], shape[2]), interpolation="bilinear")
+
+    def compute_output_shape(self, input_shapes):
+        x, ref = input_shapes
+        return (x[0], ref[1], ref[2], x[3])
