@@ -308,7 +308,15 @@ def predict(model, images, out, tta):
 @click.option("--representative", type=int, default=200, show_default=True,
               help="Training images that calibrate int8.")
 @click.option("--output", "output_kind", type=click.Choice(["scores", "labels"]), default="scores",
-              show_default=True, help="labels: argmax inside the graph, the file returns [1, H, W].")
+              show_default=True, help="scores: per-class probabilities, read by MediaPipe, the Task "
+              "Library and kseg.runtime. labels: argmax inside the graph, [1, H, W], for kseg.runtime "
+              "only (needs --kseg-runtime-only).")
+@click.option("--kseg-runtime-only", is_flag=True,
+              help="Allow --output labels, whose files no mobile client reads.")
+@click.option("--name", "model_name", help="Model name embedded in the files (default: the --out "
+              "folder's name).")
+@click.option("--license", "license_text", default="", help="Licence text embedded in the files "
+              "(e.g. the training data's terms).")
 @click.option("--max-miou-drop", type=float, default=1.0, show_default=True,
               help="mIoU points a quantized file may lose against Keras before the export fails.")
 @click.option("--out", required=True, help="Destination folder, e.g. exported/NAME.")
@@ -319,8 +327,8 @@ def predict(model, images, out, tta):
               help="Export at another output stride with the same weights (DeepLab).")
 @click.option("--no-rescue", is_flag=True, help="Fail an int8 file over the budget instead of "
               "keeping its most quantization-hurt layers in float.")
-def export(run, tflite, quantize, representative, output_kind, max_miou_drop, out, overwrite,
-           verify_images, output_stride, no_rescue):
+def export(run, tflite, quantize, representative, output_kind, kseg_runtime_only, model_name,
+           license_text, max_miou_drop, out, overwrite, verify_images, output_stride, no_rescue):
     """Export RUN's best model (SavedModel + TFLite), verified before it is kept."""
     from kseg.data import DatasetError
     from kseg.export import ExportError, export_run
@@ -333,7 +341,8 @@ def export(run, tflite, quantize, representative, output_kind, max_miou_drop, ou
                           representative=representative, max_miou_drop=max_miou_drop,
                           max_images=verify_images,
                           output_stride=int(output_stride) if output_stride else None,
-                          rescue=not no_rescue)
+                          rescue=not no_rescue, name=model_name, license=license_text,
+                          kseg_runtime_only=kseg_runtime_only)
     except (ExportError, DatasetError, FileNotFoundError, ModelConfigError) as exc:
         _fail(exc)
     click.echo(format_export(meta, out))

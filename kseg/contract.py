@@ -13,10 +13,12 @@ This module uses only the standard library.
 """
 
 import json
+import zipfile
 from pathlib import Path
 
 FORMAT = 1
 METADATA = "metadata.json"
+EMBEDDED_LABELS = "labels.txt"  # zipped onto a .tflite with its standard TFLite metadata
 OUTPUT_KINDS = ("scores", "labels")
 
 
@@ -28,7 +30,8 @@ def tflite_name(mode):
     return f"model_{mode}.tflite"
 
 
-def make_metadata(classes, height, width, output_kind, ignore_index, model, kseg_version, metrics=None):
+def make_metadata(classes, height, width, output_kind, ignore_index, model, kseg_version, metrics=None,
+                  embedded=None, gpu_delegate=None):
     meta = {
         "format": FORMAT,
         "classes": list(classes),
@@ -39,6 +42,10 @@ def make_metadata(classes, height, width, output_kind, ignore_index, model, kseg
         "kseg_version": kseg_version,
         "metrics": metrics or {},
     }
+    if embedded is not None:  # what each .tflite carries as standard TFLite metadata
+        meta["embedded"] = embedded
+    if gpu_delegate is not None:  # per file: ops the LiteRT GPU delegate would not take
+        meta["gpu_delegate"] = gpu_delegate
     validate_metadata(meta, "metadata")
     return meta
 
@@ -81,3 +88,28 @@ def read_metadata(folder):
     except json.JSONDecodeError as exc:
         raise ContractError(f"{path}: not valid JSON ({exc})") from None
     return validate_metadata(meta, str(path))
+
+
+def embedded_labels(path):
+    """The class names a .tflite file carries in its standard TFLite metadata (the labels file
+    zipped onto its end), or None when it carries none."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            if EMBEDDED_LABELS not in zf.namelist():
+                return None
+            text = zf.read(EMBEDDED_LABELS).decode("utf-8")
+    except zipfile.BadZipFile:
+        return None
+    except UnicodeDecodeError:
+        raise ContractError(f"{path}: its embedded {EMBEDDED_LABELS} is not UTF-8 text") from None
+    return [line for line in text.split("\n") if line != ""]
+
+
+def check_embedded_labels(path, classes):
+    """Raise ContractError when ``path`` embeds class names other than ``classes``
+    (metadata.json's)."""
+    embedded = embedded_labels(path)
+    if embedded is not None and embedded != list(classes):
+        raise ContractError(
+            f"{path}: its embedded labels ({', '.join(embedded)}) disagree with metadata.json's "
+            f"classes ({', '.join(classes)}); the file and its metadata.json do not belong together")

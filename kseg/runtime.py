@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from kseg.contract import ContractError, read_metadata
+from kseg.contract import ContractError, check_embedded_labels, read_metadata
 
 
 def _interpreter(path, num_threads):
@@ -126,6 +126,7 @@ class Segmenter:
             path = (preferred or candidates)[0]
         self.model = TFLiteModel(path, num_threads=num_threads)
         self.classes = list(self.metadata["classes"])
+        check_embedded_labels(path, self.classes)
         inp = self.metadata["input"]
         if (self.model.height, self.model.width) != (inp["height"], inp["width"]):
             raise ContractError(

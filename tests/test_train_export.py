@@ -252,9 +252,16 @@ def test_every_tflite_mode_and_labels_output(run_dir, tmp_path):
     from kseg.runtime import Segmenter
 
     labels_out = tmp_path / "labels"
+    # no mobile client reads [1, H, W] labels: refused unless asked for kseg's runtime only
+    r = invoke("export", run_dir, "--tflite", "--output", "labels", "--out", labels_out)
+    assert r.exit_code == 1 and "--kseg-runtime-only" in r.output and "probabilities" in r.output
+    assert not labels_out.exists()
     r = invoke("export", run_dir, "--tflite", "--quantize", "float32,int8", "--output", "labels",
-               "--representative", 8, "--max-miou-drop", 100, "--out", labels_out)
+               "--kseg-runtime-only", "--representative", 8, "--max-miou-drop", 100,
+               "--out", labels_out)
     assert r.exit_code == 0, r.output
+    assert "kseg.runtime only" in r.output
+    assert "embedded" not in read_metadata(labels_out)
     assert read_metadata(labels_out)["output"] == {"kind": "labels"}
     seg = Segmenter(labels_out / "model_int8.tflite")
     assert seg.model.output_shape == (1, 32, 32)

@@ -13,7 +13,7 @@ from pathlib import Path
 from kseg import __version__
 from kseg.contract import METADATA, make_metadata, tflite_name
 from kseg.data.pipeline import evaluation_dataset, resize_pair
-from kseg.export import savedmodel, tflite
+from kseg.export import gpu_delegate, savedmodel, tflite, tflite_metadata
 from kseg.export.verify import verify
 from kseg.models import float32_copy, load_model, rebuild_trained
 from kseg.train.config import TrainConfig
@@ -55,7 +55,8 @@ def representative_images(config, count):
 
 def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="scores",
                min_agreement=MIN_AGREEMENT, max_miou_drop=MAX_MIOU_DROP, representative=200,
-               max_images=None, output_stride=None, rescue=True, log=print):
+               max_images=None, output_stride=None, rescue=True, name=None, license="",
+               kseg_runtime_only=False, log=print):
     """Export the best checkpoint of the run at ``run_path`` to the folder ``out``.
 
     Float files (float32, float16) must agree with the Keras argmax on ``min_agreement`` of the
@@ -63,7 +64,22 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
     points against Keras; an int8 file that loses more is rescued (``rescue``: its most hurt layers
     kept in float, see ``kseg.export.rescue``) when possible. Returns the metadata dict (also written to ``out/metadata.json``).
     Raises ``ExportError`` when a file fails; nothing is left at ``out`` in that case.
+
+    Every ``scores`` file carries standard TFLite metadata (``kseg.export.tflite_metadata``: model
+    ``name`` (default: the folder's name), description, version, ``license``, the class names as
+    its labels file) and ends in probabilities, so MediaPipe Tasks and the TFLite Task Library use
+    it as it is. ``output="labels"`` puts the argmax in the graph: no client reads that shape, so
+    it needs ``kseg_runtime_only=True`` and its files carry no client metadata.
     """
+    if output == "labels" and not kseg_runtime_only:
+        raise ExportError(
+            "--output labels writes [1, H, W] class indices, which MediaPipe and the TFLite Task "
+            "Library cannot read (MediaPipe misreads them without an error). The default output "
+            "(probabilities) works everywhere: the category mask is its argmax, and kseg.runtime's "
+            "Segmenter returns labels from it. Add --kseg-runtime-only to write a labels file anyway.")
+    if output == "labels":
+        log("warning: --output labels: the files are for kseg.runtime only (no client metadata; "
+            "MediaPipe and the Task Library cannot read them)")
     unknown = [m for m in modes if m not in tflite.MODES]
     if unknown:
         raise ExportError(f"unknown TFLite mode(s) {', '.join(unknown)}; available: {', '.join(tflite.MODES)}")
@@ -105,6 +121,7 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
             path.write_bytes(tflite.convert(model, height, width, mode, representative=calib,
                                             output=output))
             files[mode] = path
+        describe = _describer(config, classes, name or out.name, license, output)
 
         val = config.open_source("val")
         ds = evaluation_dataset(val, config.image_size, batch_size=8)
@@ -132,6 +149,8 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
                                 f"of pixels (needs {min_agreement:.2%})")
         if failures:
             raise ExportError("verification failed, nothing exported:\n  " + "\n  ".join(failures))
+        embedded = describe(files)
+        gpu = {m: gpu_delegate.unsupported(files[m]) for m in modes}
 
         meta = make_metadata(
             classes, height, width, output, config.ignore_index,
@@ -140,6 +159,7 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
                    "training": trained},
             kseg_version=__version__,
             metrics={"validation_data": val.where, **results},
+            embedded=embedded, gpu_delegate=gpu,
         )
         (tmp / METADATA).write_text(json.dumps(meta, indent=2))
         _replace_folder(tmp, out, overwrite)
@@ -147,6 +167,34 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return meta
+
+
+def _describer(config, classes, name, license, output):
+    """``describe(files)``: embeds the standard TFLite metadata into each file of ``files``
+    ({mode: path}, verified already; the metadata does not touch the graph) and returns what was
+    embedded, for metadata.json. A labels export embeds nothing."""
+
+    def describe(files):
+        if output != "scores" or not files:
+            return None
+        record = {
+            "name": name,
+            "description": (f"{config.model} semantic segmentation, {len(classes)} classes "
+                            f"({', '.join(classes)}); input {config.image_size[0]}x"
+                            f"{config.image_size[1]} RGB uint8, output per-class probabilities. "
+                            f"Trained and exported with kseg {__version__}."),
+            "version": __version__,
+            "author": "kseg",
+            "license": license,
+        }
+        for path in files.values():
+            data = tflite_metadata.embed(path.read_bytes(), classes=classes, **record)
+            path.write_bytes(data)
+        return {**record, "labels_file": tflite_metadata.LABELS_FILE, "labels": list(classes),
+                "activation": "none (the graph ends in a softmax)",
+                "normalization": {"mean": [0.0], "std": [1.0]}}
+
+    return describe
 
 
 def training_record(run, depth=4):
@@ -195,7 +243,7 @@ def _rescue_int8(model, height, width, calib, output, path, ds, classes, ignore_
 
     data, layers, drop, tries = find_float_layers(
         lambda: tflite.make_converter(model, height, width, "int8", calib, output),
-        calib[:32], measure, budget, log=log)
+        calib[:32], measure, budget, log=log, finish=lambda d: tflite.finish(d, output))
     if data is None:
         return {**first, "float_layers": layers, "rescue": tries}
     path.write_bytes(data)

@@ -49,11 +49,12 @@ def selective(converter, debug_images, denylisted):
     return debugger.get_nondebug_quantized_model()
 
 
-def rescue(make_converter, debug_images, measure_drop, budget, log=print):
+def rescue(make_converter, debug_images, measure_drop, budget, log=print, finish=None):
     """Find the fewest worst-ranked layers to keep in float so that ``measure_drop(bytes)`` (mIoU
     points lost against Keras) is at most ``budget``.
 
-    ``make_converter()`` returns a fresh int8 converter. Returns ``(bytes, float layers, drop,
+    ``make_converter()`` returns a fresh int8 converter; ``finish(bytes)``, if given, turns each
+    try into the file as it will be written (``kseg.export.tflite.finish``). Returns ``(bytes, float layers, drop,
     tries)``; ``bytes`` is None when even keeping every ranked layer in float does not fit.
     """
     ranked = rank_layers(make_converter(), debug_images)
@@ -64,6 +65,8 @@ def rescue(make_converter, debug_images, measure_drop, budget, log=print):
         k = min(k, len(names))
         chosen = names[:k]
         data = selective(make_converter(), debug_images, chosen)
+        if finish is not None:
+            data = finish(data)
         drop = float(measure_drop(data))
         tries.append({"float_layers": k, "miou_drop_points": drop})
         log(f"int8 rescue: {k} layer(s) in float -> loses {drop:.2f} mIoU points (budget {budget})")

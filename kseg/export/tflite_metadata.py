@@ -1,0 +1,196 @@
+"""Standard TFLite model metadata, embedded in every exported .tflite file.
+
+MediaPipe Tasks' ``ImageSegmenter`` (Android, iOS, web, Python) and the TFLite Task Library read a
+model's description from a ``TFLITE_METADATA`` flatbuffer inside the file (schema
+``metadata_schema.fbs``, file identifier ``M001``) and its class names from a labels file zipped
+onto the end of the file. kseg writes:
+
+- the model's name, description, version, author and licence;
+- the input as an RGB image with normalization mean 0 / std 1 (the model normalises inside the
+  graph, so clients hand over raw 0..255 pixels) and stats 0..255;
+- the output as a segmentation mask (a grayscale image per class, content dimensions 1..2) with
+  ``labels.txt`` attached as ``TENSOR_AXIS_LABELS``: one class name per line, line i = class i;
+- MediaPipe's image-segmenter options (custom metadata ``SEGMENTER_METADATA``, identifier
+  ``V001``) with activation NONE: the file already ends in a softmax, so no client applies another.
+
+Why written here, field by field, with the ``flatbuffers`` runtime: MediaPipe's own metadata
+writer fails to import from its wheel (a compiled helper is missing), and tflite-support's writer
+is unmaintained, has no wheels past Python 3.11, pins numpy<2 and needs libusb. The slot numbers
+below follow the published schemas; ``tests/test_mobile_clients.py`` reads the result back with
+MediaPipe's generated schema code and runs it in both clients. Nothing here imports TensorFlow.
+"""
+
+import io
+import zipfile
+
+METADATA_NAME = b"TFLITE_METADATA"
+LABELS_FILE = "labels.txt"
+SEGMENTER_METADATA = "SEGMENTER_METADATA"
+# custom_metadata (1.5.0) is the newest field written: the parser version a reader needs
+MIN_PARSER_VERSION = "1.5.0"
+
+# enum values of metadata_schema.fbs
+_IMAGE_PROPERTIES = 2  # ContentProperties union
+_NORMALIZATION_OPTIONS = 1  # ProcessUnitOptions union
+_RGB, _GRAYSCALE = 1, 2  # ColorSpaceType
+_TENSOR_AXIS_LABELS = 2  # AssociatedFileType
+_ACTIVATION_NONE = 0  # image_segmenter_metadata_schema.fbs: NONE, SIGMOID, SOFTMAX
+
+
+class _Writer:
+    """Tables of a flatbuffer, written bottom-up (children before parents)."""
+
+    def __init__(self):
+        import flatbuffers
+
+        self.b = flatbuffers.Builder(1024)
+
+    def string(self, s):
+        return self.b.CreateString(s) if s is not None else None
+
+    def offsets(self, items):
+        self.b.StartVector(4, len(items), 4)
+        for off in reversed(items):
+            self.b.PrependUOffsetTRelative(off)
+        return self.b.EndVector()
+
+    def floats(self, values):
+        self.b.StartVector(4, len(values), 4)
+        for v in reversed(values):
+            self.b.PrependFloat32(float(v))
+        return self.b.EndVector()
+
+    def ubytes(self, data, alignment=16):
+        self.b.StartVector(1, len(data), alignment)
+        for v in reversed(data):
+            self.b.PrependUint8(v)
+        return self.b.EndVector()
+
+    def table(self, num_slots, offsets=(), scalars=()):
+        """``offsets``: (slot, offset or None); ``scalars``: (slot, kind, value) with kind one of
+        int8/uint8/int32/uint32, always written (a reader sees the value even when it is the
+        schema default)."""
+        self.b.StartObject(num_slots)
+        for slot, off in offsets:
+            if off is not None:
+                self.b.PrependUOffsetTRelativeSlot(slot, off, 0)
+        for slot, kind, value in scalars:
+            prepend = {"int8": self.b.PrependInt8, "uint8": self.b.PrependUint8,
+                       "int32": self.b.PrependInt32, "uint32": self.b.PrependUint32}[kind]
+            prepend(int(value))
+            self.b.Slot(slot)
+        return self.b.EndObject()
+
+    def finish(self, root, identifier):
+        self.b.Finish(root, file_identifier=identifier)
+        return bytes(self.b.Output())
+
+
+def segmenter_options(activation=_ACTIVATION_NONE):
+    """MediaPipe's ``ImageSegmenterOptions`` flatbuffer (identifier ``V001``)."""
+    w = _Writer()
+    version = w.string("1.0.0")
+    root = w.table(2, offsets=[(1, version)], scalars=[(0, "int8", activation)])
+    return w.finish(root, b"V001")
+
+
+def model_metadata(*, name, description, version, author, license, classes, height, width):
+    """The ``ModelMetadata`` flatbuffer (identifier ``M001``) of a kseg segmentation model."""
+    w = _Writer()
+
+    def associated_file(file_name, file_description, file_type):
+        n, d = w.string(file_name), w.string(file_description)
+        return w.table(5, offsets=[(0, n), (1, d)], scalars=[(2, "int8", file_type)])
+
+    def image_content(color_space, default_size=None, dims=None):
+        size = None
+        if default_size is not None:
+            size = w.table(2, scalars=[(0, "uint32", default_size[1]), (1, "uint32", default_size[0])])
+        props = w.table(2, offsets=[(1, size)], scalars=[(0, "int8", color_space)])
+        value_range = None
+        if dims is not None:
+            value_range = w.table(2, scalars=[(0, "int32", dims[0]), (1, "int32", dims[1])])
+        return w.table(3, offsets=[(1, props), (2, value_range)],
+                       scalars=[(0, "uint8", _IMAGE_PROPERTIES)])
+
+    # input: raw RGB pixels; the (mean 0, std 1) normalization leaves them as they are
+    norm = w.table(2, offsets=[(0, w.floats([0.0])), (1, w.floats([1.0]))])
+    unit = w.table(2, offsets=[(1, norm)], scalars=[(0, "uint8", _NORMALIZATION_OPTIONS)])
+    stats = w.table(2, offsets=[(0, w.floats([255.0])), (1, w.floats([0.0]))])
+    input_md = w.table(7, offsets=[
+        (0, w.string("image")),
+        (1, w.string(f"RGB image, {width}x{height} (width x height), uint8 0..255; "
+                     "normalization is inside the model")),
+        (3, image_content(_RGB, default_size=(height, width))),
+        (4, w.offsets([unit])),
+        (5, stats),
+    ])
+
+    # output: per-class probability masks, labelled
+    labels = associated_file(LABELS_FILE, "Class names, one per line (line i = class i).",
+                             _TENSOR_AXIS_LABELS)
+    output_md = w.table(7, offsets=[
+        (0, w.string("probabilities")),
+        (1, w.string(f"Per-pixel class probabilities [1, {height}, {width}, {len(classes)}] "
+                     "(softmax over the classes); the category mask is their argmax.")),
+        (3, image_content(_GRAYSCALE, dims=(1, 2))),
+        (5, w.table(2, offsets=[(0, w.floats([1.0])), (1, w.floats([0.0]))])),
+        (6, w.offsets([labels])),
+    ])
+
+    options = segmenter_options()
+    custom = w.table(2, offsets=[(0, w.string(SEGMENTER_METADATA)), (1, w.ubytes(options))])
+    subgraph = w.table(10, offsets=[
+        (2, w.offsets([input_md])),
+        (3, w.offsets([output_md])),
+        (9, w.offsets([custom])),
+    ])
+    root = w.table(8, offsets=[
+        (0, w.string(name)),
+        (1, w.string(description)),
+        (2, w.string(version)),
+        (3, w.offsets([subgraph])),
+        (4, w.string(author)),
+        (5, w.string(license)),
+        (7, w.string(MIN_PARSER_VERSION)),
+    ])
+    return w.finish(root, b"M001")
+
+
+def labels_text(classes):
+    for c in classes:
+        if not c or "\n" in c or "\r" in c:
+            raise ValueError(f"class name {c!r} cannot be written as one line of {LABELS_FILE}")
+    return "".join(f"{c}\n" for c in classes)
+
+
+def embed(data, *, classes, name, description, version, author="kseg", license=""):
+    """.tflite bytes with the metadata above added as the ``TFLITE_METADATA`` buffer and
+    ``labels.txt`` zipped onto the end (the layout the TFLite metadata populator writes)."""
+    from kseg.export import tflite_graph
+
+    model = tflite_graph.read_model(data)
+    if any(m.name == METADATA_NAME for m in (model.metadata or [])):
+        raise ValueError("the model already carries TFLITE_METADATA")
+    graph = model.subgraphs[0]
+    out_shape = [int(d) for d in graph.tensors[int(graph.outputs[0])].shape]
+    in_shape = [int(d) for d in graph.tensors[int(graph.inputs[0])].shape]
+    if len(out_shape) != 4 or out_shape[3] != len(classes):
+        raise ValueError(f"output shape {out_shape} does not hold scores for {len(classes)} classes")
+    meta = model_metadata(name=name, description=description, version=version, author=author,
+                          license=license, classes=list(classes), height=in_shape[1],
+                          width=in_shape[2])
+    from ai_edge_litert import schema_py_generated as s
+    import numpy as np
+
+    buffer = s.BufferT()
+    buffer.data = np.frombuffer(meta, dtype=np.uint8)
+    model.buffers.append(buffer)
+    entry = s.MetadataT()
+    entry.name = METADATA_NAME
+    entry.buffer = len(model.buffers) - 1
+    model.metadata = [*(model.metadata or []), entry]
+    packed = io.BytesIO(tflite_graph.write_model(model))
+    with zipfile.ZipFile(packed, "a", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr(LABELS_FILE, labels_text(classes))
+    return packed.getvalue()
