@@ -349,6 +349,23 @@ def export(run, tflite, quantize, representative, output_kind, kseg_runtime_only
 
 
 @main.command()
+@click.argument("folder")
+@click.option("--name", "model_name", help="Model name to embed (default: the folder's name).")
+@click.option("--license", "license_text", default="", help="Licence text to embed.")
+def upgrade(folder, model_name, license_text):
+    """Make an exported FOLDER from an older kseg readable by MediaPipe and the Task Library
+    (probabilities, signature, embedded metadata), without its run; scores do not change."""
+    from kseg.contract import ContractError
+    from kseg.export.upgrade import upgrade_folder
+
+    try:
+        done = upgrade_folder(folder, name=model_name, license=license_text, log=click.echo)
+    except (ContractError, FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    click.echo(f"upgraded {len(done)} file(s) in {folder}")
+
+
+@main.command()
 @click.argument("run")
 def report(run):
     """(Re)write RUN/report.html: curves, per-class IoU, confusion matrix, sample overlays."""
