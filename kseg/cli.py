@@ -106,7 +106,8 @@ def main():
 @main.command()
 @click.option("--data", default="shapes", show_default=True,
               help="Dataset: shapes[:N] (built in), a folder with images/ and labels/, "
-              "camvid:PATH, voc:PATH[:split], cityscapes:PATH, coco:FILE.json, tfds:NAME[:split].")
+              "camvid:PATH[:split], voc:PATH[:split], cityscapes:PATH, coco:FILE.json, tfds:NAME[:split]; "
+              "camvid:PATH:train+val joins splits (also voc, cityscapes).")
 @click.option("--val-data", help="Separate validation dataset (default: the data's val split).")
 @data_options
 @click.option("--model", default="unet", show_default=True,

@@ -148,3 +148,22 @@ def test_tfds_unprepared_dataset_says_what_to_do(tmp_path):
     pytest.importorskip("tensorflow_datasets")
     with pytest.raises(DatasetError, match="not prepared or unknown"):
         open_source("tfds:no_such_dataset_here", "train", tfds_data_dir=str(tmp_path))
+
+
+def test_camvid_train_plus_val_joins_the_splits(tmp_path):
+    from conftest import make_folder
+
+    from kseg.data import DatasetError, open_source
+
+    make_folder(tmp_path / "cv" / "train", n=3, classes=("a", "b"))
+    make_folder(tmp_path / "cv" / "val", n=2, classes=("a", "b"))
+    (tmp_path / "cv" / "classes.txt").write_text("a\nb\n")
+    joined = open_source(f"camvid:{tmp_path / 'cv'}:train+val", "train")
+    train = open_source(f"camvid:{tmp_path / 'cv'}", "train")
+    val = open_source(f"camvid:{tmp_path / 'cv'}", "val")
+    assert len(joined) == 5 and joined.pairs == train.pairs + val.pairs
+    assert joined.split == "train+val" and " + " in joined.where
+    # the validation split of such a run is the dataset's own val split
+    assert open_source(f"camvid:{tmp_path / 'cv'}:train+val", "val").pairs == val.pairs
+    with pytest.raises(DatasetError, match="test"):
+        open_source(f"camvid:{tmp_path / 'cv'}:train+test", "train")

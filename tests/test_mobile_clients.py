@@ -271,3 +271,39 @@ def test_shipped_files_work_in_the_task_library(folder, tmp_path):
         assert result["labels"] == meta["classes"], path
         ours = TFLiteModel(path).labels(images[0])
         assert np.mean(np.asarray(result["masks"][0]) == ours) >= 0.999, path
+
+
+def test_upgrade_makes_an_older_export_client_ready_without_its_run(exported, tmp_path):
+    """An export from before the client metadata: raw scores, no signature, no labels file."""
+    from kseg.export import tflite
+    from kseg.models import load_model
+
+    meta = read_metadata(exported)
+    model = load_model(meta["model"]["checkpoint"], compile=False)
+    old = tmp_path / "old"
+    old.mkdir()
+    raw = tflite.make_converter(model, SIZE, SIZE, "float32").convert()
+    (old / "model_float32.tflite").write_bytes(raw)
+    legacy = {k: v for k, v in meta.items() if k not in ("embedded", "gpu_delegate")}
+    legacy["metrics"] = {"float32": dict(meta["metrics"]["float32"])}
+    (old / "metadata.json").write_text(json.dumps(legacy))
+    assert embedded_labels(old / "model_float32.tflite") is None
+
+    r = invoke("upgrade", old, "--license", "CC0")
+    assert r.exit_code == 0, r.output
+    assert "upgraded 1 file(s)" in r.output
+    path = old / "model_float32.tflite"
+    upgraded = read_metadata(old)
+    assert upgraded["embedded"]["license"] == "CC0" and embedded_labels(path) == meta["classes"]
+    assert upgraded["metrics"]["float32"]["size_bytes"] == path.stat().st_size
+    images = _images()
+    labels, masks, _ = _mediapipe_segment(path, images)
+    assert labels == meta["classes"]
+    before = tmp_path / "raw.tflite"
+    before.write_bytes(raw)
+    for image, mask in zip(images, masks):
+        assert np.array_equal(TFLiteModel(before).labels(image), TFLiteModel(path).labels(image))
+        assert np.array_equal(mask, TFLiteModel(path).labels(image))
+    r = invoke("upgrade", old)
+    assert r.exit_code == 0 and "already carries" in r.output
+    assert not list(tmp_path.glob(".old.*"))

@@ -14,6 +14,7 @@ A split written in the spec overrides the split asked for. Loaders are added wit
 ``register_loader(scheme)``.
 """
 
+import copy
 import os
 
 from kseg.data.base import DatasetError, Report, Source
@@ -109,10 +110,38 @@ def without_split(spec):
     return str(spec)
 
 
+def _joined(spec, parts):
+    """One source holding the pairs of every split in ``parts`` (``camvid:PATH:train+val``)."""
+    from kseg.data.pairs import PairSource
+
+    first = parts[0]
+    if not all(isinstance(p, PairSource) for p in parts):
+        raise DatasetError(spec, [(spec, "only folder-style datasets can join splits with '+'")])
+    for p in parts[1:]:
+        if (p.classes, p.ignore_index, getattr(p, "remap", None)) != (
+                first.classes, first.ignore_index, getattr(first, "remap", None)):
+            raise DatasetError(spec, [(p.where, f"its classes differ from those of {first.where}")])
+    joined = copy.copy(first)
+    joined.pairs = [pair for p in parts for pair in p.pairs]
+    joined.problems = [problem for p in parts for problem in p.problems]
+    joined.split = "+".join(p.split for p in parts)
+    joined.where = " + ".join(p.where for p in parts)
+    return joined
+
+
 def open_source(spec, split="train", **options):
-    """Open split ``split`` of dataset ``spec``; options go to the loader (unused ones are ignored)."""
+    """Open split ``split`` of dataset ``spec``; options go to the loader (unused ones are ignored).
+    ``camvid:PATH:train+val`` (also voc, cityscapes) joins splits into one, e.g. to train the
+    final model on train and val once the recipe is chosen on val."""
     spec = str(spec)
     scheme, _, arg = spec.partition(":")
+    if scheme in ("camvid", "voc", "cityscapes") and not os.path.exists(spec):
+        path, explicit = split_spec(arg)
+        if explicit and "+" in explicit and split == "train":
+            names = [n for n in explicit.split("+") if n]
+            return _joined(spec, [_LOADERS[scheme](f"{path}:{n}", n, **options) for n in names])
+        if explicit and "+" in explicit:  # the val split of a train+val run: the spec's own val
+            return _LOADERS[scheme](path, split, **options)
     if scheme in _LOADERS and not os.path.exists(spec):
         return _LOADERS[scheme](arg, split, **options)
     if os.path.exists(spec):
