@@ -419,31 +419,35 @@ def data():
 
 @data.command("check")
 @click.argument("path")
-@click.option("--split", default="train", show_default=True)
+@click.option("--split", default=None, help="Check only this split (default: every split the "
+              "dataset has: train, val, test).")
 @data_options
 def data_check(path, split, data_opts):
     """Scan a dataset: counts, sizes, per-class pixel shares; exit 1 if anything is wrong."""
-    from kseg.data import DatasetError, open_source
+    from kseg.data import DatasetError, check_splits
 
     try:
-        source = open_source(path, split, **data_opts)
-        report = source.scan()
+        reports = check_splits(path, [split] if split else None, **data_opts)
     except DatasetError as exc:
         _fail(exc)
-    click.echo(f"{report.where}: {report.num_examples} valid pairs")
-    for (h, w), count in sorted(report.sizes.items(), key=lambda kv: -kv[1]):
-        click.echo(f"  size {h}x{w} (HxW): {count}")
-    freq = report.frequencies()
-    click.echo(f"  {'class':<20} {'pixels':>12} {'share':>8}")
-    for i, name in enumerate(report.classes):
-        click.echo(f"  {i:>2} {name:<17} {int(report.pixel_counts[i]):>12} {freq[i]:>8.2%}")
-    click.echo(f"  {'ignored':<20} {int(report.pixel_counts[-1]):>12}")
-    for warning in report.warnings():
-        click.echo(f"warning: {report.where}: {warning}")
-    try:
-        report.raise_if_bad()
-    except DatasetError as exc:
-        _fail(exc)
+    bad = []
+    for name, report in reports.items():
+        click.echo(f"[{name}] {report.where}: {report.num_examples} valid pairs")
+        for (h, w), count in sorted(report.sizes.items(), key=lambda kv: -kv[1]):
+            click.echo(f"  size {h}x{w} (HxW): {count}")
+        freq = report.frequencies()
+        click.echo(f"  {'class':<20} {'pixels':>12} {'share':>8}")
+        for i, cls in enumerate(report.classes):
+            click.echo(f"  {i:>2} {cls:<17} {int(report.pixel_counts[i]):>12} {freq[i]:>8.2%}")
+        click.echo(f"  {'ignored':<20} {int(report.pixel_counts[-1]):>12}")
+        for warning in report.warnings():
+            click.echo(f"warning: [{name}] {report.where}: {warning}")
+        try:
+            report.raise_if_bad()
+        except DatasetError as exc:
+            bad.append(f"[{name} split] {exc}")
+    if bad:
+        _fail("\n".join(bad))
 
 
 @main.command()

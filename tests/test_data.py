@@ -220,3 +220,33 @@ def test_suspicious_but_valid_data_gets_warnings(tmp_path):
     assert report.warnings() == ["class 1 (fg) has no labelled pixels"]
     r = CliRunner().invoke(main, ["data", "check", str(root), "--val-fraction", "0"])
     assert r.exit_code == 0 and "warning:" in r.output and "class 1 (fg) has no labelled pixels" in r.output
+
+
+def test_data_check_and_train_see_every_split_of_a_single_folder(tmp_path):
+    """A bad pair among the carved validation pairs is found, named with its split, and refused by
+    kseg train before it writes anything; a split the folder does not have is refused by name."""
+    from conftest import make_folder
+
+    root = make_folder(tmp_path / "single", n=5, size=(32, 32))
+    (val_image, val_label), = FolderSource(root, "val", val_fraction=0.2).pairs
+    Image.fromarray(np.zeros((16, 32), np.uint8)).save(val_label)  # wrong size, in val only
+    r = CliRunner().invoke(main, ["data", "check", str(root)])
+    assert r.exit_code == 1
+    assert "[train]" in r.output and "[val]" in r.output
+    assert "[val split]" in r.output and val_label.name in r.output
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", "--data", str(root), "--image-size", "32", "32",
+                                  "--epochs", "1", "--out", str(run)])
+    assert r.exit_code == 1 and val_label.name in r.output
+    assert not run.exists()
+    # no test split in a single folder: named, with the splits it has
+    r = CliRunner().invoke(main, ["data", "check", str(root), "--split", "test"])
+    assert r.exit_code == 1 and "no split 'test'" in r.output and "train and val" in r.output
+    # once fixed, a run trains; evaluating it on a test split the data does not have is refused
+    Image.fromarray(np.zeros((32, 32), np.uint8)).save(val_label)
+    r = CliRunner().invoke(main, ["train", "--data", str(root), "--image-size", "32", "32",
+                                  "-o", "depth=1", "-o", "base_filters=2", "--batch-size", "2",
+                                  "--epochs", "1", "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["evaluate", str(run), "--split", "test"])
+    assert r.exit_code == 1 and "no split 'test'" in r.output and "train and val" in r.output

@@ -152,7 +152,29 @@ def open_source(spec, split="train", **options):
     )
 
 
+def check_splits(spec, splits=None, **options):
+    """``{split: Report}`` for ``splits`` of dataset ``spec`` (default: each of train, val and test
+    that it has; a single folder has the train and val it carves). A split asked for by name that
+    does not exist raises ``SplitNotFound``; so does a dataset with none of the three."""
+    from kseg.data.base import SplitNotFound
+
+    reports, missing = {}, []
+    for split in splits or ("train", "val", "test"):
+        try:
+            source = open_source(spec, split, **options)
+        except SplitNotFound as exc:
+            if splits:
+                raise
+            missing.append(exc)
+            continue
+        reports[split] = source.scan()
+    if not reports:
+        raise missing[0]
+    return reports
+
+
 __all__ = [
+    "check_splits",
     "DatasetError",
     "FolderSource",
     "Report",

@@ -27,6 +27,10 @@ class DatasetError(ValueError):
         )
 
 
+class SplitNotFound(DatasetError):
+    """The dataset has no split of the name asked for (``kseg data check`` then skips it)."""
+
+
 @dataclasses.dataclass
 class Report:
     """What a scan of a dataset found (``kseg data check`` prints it)."""

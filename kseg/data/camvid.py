@@ -3,7 +3,7 @@ with ``ROOT/classes.txt``; label 11 (void) becomes the ignore index."""
 
 from pathlib import Path
 
-from kseg.data.base import DatasetError
+from kseg.data.base import SplitNotFound
 from kseg.data.folder import FolderSource
 
 CAMVID_CLASSES = (
@@ -18,7 +18,7 @@ class CamVidSource(FolderSource):
         root = Path(root)
         if not (root / split / "images").is_dir():
             have = sorted(p.name for p in root.iterdir() if (p / "images").is_dir()) if root.is_dir() else []
-            raise DatasetError(root, [(root / split, f"no CamVid split {split!r} here "
+            raise SplitNotFound(root, [(root / split, f"no CamVid split {split!r} here "
                                        f"(have: {', '.join(have) or 'none'})")])
         if classes is None and not (root / "classes.txt").is_file():
             classes = CAMVID_CLASSES

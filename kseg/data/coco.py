@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from kseg.data.base import DatasetError
+from kseg.data.base import DatasetError, SplitNotFound
 from kseg.data.pairs import PairSource, carve_split
 
 BACKGROUND_NAMES = ("_background_", "background")
@@ -75,6 +75,9 @@ class CocoSource(PairSource):
         folders += [path.parent, path.parent.parent]
         folders += sorted(p for p in path.parent.parent.iterdir() if p.is_dir() and p != path.parent)
         by_id = {im["id"]: im for im in images}
+        if val_fraction and split not in ("train", "val"):
+            raise SplitNotFound(path, [(path, f"no split {split!r}: this annotation file is split "
+                                        f"into train and val by --val-fraction")])
         ids = carve_split(sorted(by_id), split, val_fraction, seed)
         self.where = f"{path} (COCO {kind}, {split}: {len(ids)} of {len(by_id)} images)"
 

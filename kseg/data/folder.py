@@ -16,7 +16,7 @@ the ignore index, and an empty folder are each reported with the file and the pr
 import os
 from pathlib import Path
 
-from kseg.data.base import DatasetError
+from kseg.data.base import DatasetError, SplitNotFound
 from kseg.data.pairs import PairSource, carve_split, parse_remap, read_classes, remap_table
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
@@ -89,6 +89,12 @@ class FolderSource(PairSource):
         for stem in sorted(set(labels) - set(images)):
             self.problems.append((labels[stem], f"label without image: no images/{stem}.<{exts}>"))
         stems = sorted(set(images) & set(labels))
+        single = base == root  # one folder, no split folders: splits are carved from it
+        if single and (split not in ("train", "val") or (split == "val" and not val_fraction)):
+            have = (f"train and val (val = {val_fraction:g} of the pairs, --val-fraction)"
+                    if val_fraction else "train only (--val-fraction 0)")
+            raise SplitNotFound(base, [(base, f"no split {split!r}: this single folder has {have}; "
+                                        "give a dataset that has it (e.g. --data OTHER_FOLDER)")])
         if val_fraction and split in ("train", "val"):
             stems = carve_split(stems, split, val_fraction, seed)
             self.where = (f"{base} ({split}: {len(stems)} of {len(images)} pairs, "

@@ -13,7 +13,7 @@ datasets (oxford_iiit_pet's trimaps 1/2/3 -> pet, background, border).
 
 import numpy as np
 
-from kseg.data.base import DatasetError, Report, Source
+from kseg.data.base import DatasetError, Report, Source, SplitNotFound
 from kseg.data.pairs import remap_table
 
 LABEL_KEYS = ("segmentation_mask", "label", "mask")
@@ -36,7 +36,12 @@ class TfdsSource(Source):
             if download:
                 self.builder.download_and_prepare()
             info = self.builder.info
+            if info.splits and split.isidentifier() and split not in info.splits:
+                raise SplitNotFound(self.where, [(f"tfds:{name}", f"no split {split!r} (have: "
+                                                  f"{', '.join(sorted(info.splits))})")])
             self.size = info.splits[split].num_examples
+        except SplitNotFound:
+            raise
         except Exception as exc:  # tfds raises many kinds; say what to do
             raise DatasetError(self.where, [(
                 f"tfds:{name}",

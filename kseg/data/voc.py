@@ -7,7 +7,7 @@ the 21 VOC names. ROOT may also be a ``VOCdevkit`` folder holding ``VOC2012/``.
 
 from pathlib import Path
 
-from kseg.data.base import DatasetError
+from kseg.data.base import DatasetError, SplitNotFound
 from kseg.data.pairs import PairSource, read_classes, remap_table
 
 VOC_CLASSES = (
@@ -31,7 +31,7 @@ class VOCSource(PairSource):
                 raise DatasetError(root, [(need, "missing folder: not a Pascal VOC root")])
         if not list_file.is_file():
             have = sorted(p.stem for p in (root / "ImageSets" / "Segmentation").glob("*.txt"))
-            raise DatasetError(root, [(list_file, f"no such split list (have: {', '.join(have) or 'none'})")])
+            raise SplitNotFound(root, [(list_file, f"no such split list (have: {', '.join(have) or 'none'})")])
         if classes is None:
             names_file = root / "class_names.txt"
             classes = read_classes(names_file) if names_file.is_file() else VOC_CLASSES
