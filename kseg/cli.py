@@ -290,12 +290,15 @@ def evaluate(model, data, split, data_opts, output_stride, json_path, tta):
 @click.option("--out", required=True, help="Folder for masks and overlays.")
 @click.option("--tta", help="Test-time augmentation, e.g. flip,rotate=-5,5,scales=0.75,1,1.25; "
               "flip,turns: all 8 symmetries of the square.")
-def predict(model, images, out, tta):
+@click.option("--native", is_flag=True, help="Segment at each photo's own resolution (up to 4 "
+              "megapixels) instead of at the model's size, which is what the exported files and "
+              "kseg.runtime do.")
+def predict(model, images, out, tta, native):
     """Segment IMAGES with MODEL; writes coloured masks, overlays and label PNGs."""
     from kseg.inference import ModelRef, predict_files
 
     try:
-        written = predict_files(ModelRef(model), images, out, tta=_tta(tta))
+        written = predict_files(ModelRef(model), images, out, tta=_tta(tta), native=native)
     except (FileNotFoundError, ValueError) as exc:
         _fail(exc)
     click.echo(f"wrote {len(written)} files to {out}")

@@ -85,11 +85,14 @@ def label_batch(ref, images, tta=None):
 
 
 def evaluate(ref, source, image_size=None, batch_size=8, tta=None):
-    """Scores of ``ref`` on every example of ``source`` (resized to ``image_size``, by default the
-    model's input size) as ``kseg.metrics.scores`` plus the confusion matrix; ``tta``: a
-    ``kseg.tta.TTA`` to average over transformed inputs."""
-    from kseg.data.pipeline import evaluation_dataset
+    """Scores of ``ref`` on every example of ``source`` as ``kseg.metrics.scores`` plus the
+    confusion matrix; ``tta``: a ``kseg.tta.TTA`` to average over transformed inputs.
 
+    The protocol is the field's and the deployed model's: each image is resized (bilinear) to
+    ``image_size`` (by default the model's input size, else its run's training size), segmented,
+    and the label map is brought back (nearest) to the label's own resolution, where it is scored:
+    mIoU on 720x960 labels is mIoU on 720x960 pixels. ``kseg predict`` and ``kseg.runtime`` give
+    the same label maps."""
     image_size = image_size or ref.input_size or (ref.config.image_size if ref.config else None)
     if image_size is None:
         raise ValueError("the model takes any size; give --image-size to evaluate at")
@@ -99,52 +102,125 @@ def evaluate(ref, source, image_size=None, batch_size=8, tta=None):
         )
     ref = for_tta(ref, tta)
     cm = np.zeros((len(ref.classes),) * 2, np.int64)
-    for images, labels in evaluation_dataset(source, image_size, batch_size):
-        pred = label_batch(ref, images, tta)
-        cm += kmetrics.confusion_matrix(np.asarray(labels), pred, len(ref.classes), source.ignore_index)
+    batch, truths = [], []
+
+    def flush():
+        pred = label_batch(ref, np.stack(batch), tta)
+        for p, truth in zip(pred, truths):
+            cm[...] += kmetrics.confusion_matrix(truth, to_size(p, truth.shape), len(ref.classes),
+                                                 source.ignore_index)
+        batch.clear()
+        truths.clear()
+
+    for i in range(len(source)):
+        image, truth = source.load_numpy(i)
+        batch.append(resize_image(image, image_size))
+        truths.append(np.asarray(truth))
+        if len(batch) == batch_size:
+            flush()
+    if batch:
+        flush()
     result = kmetrics.scores(cm)
     result["confusion_matrix"] = cm.tolist()
     result["classes"] = list(ref.classes)
     result["images"] = len(source)
     result["data"] = source.where
+    result["protocol"] = (f"images resized to {image_size[0]}x{image_size[1]}, label maps scored "
+                          "at each label's own resolution")
     if tta is not None:
         result["tta"] = str(tta)
     return result
 
 
-def predict_labels(ref, image, tta=None):
-    """Label map ``[H, W]`` of a PIL image at its own size (resized to the model's input size if
-    the model has a fixed one; ``ref.rebuilt((None, None, 3))`` predicts at the image's size)."""
+def resize_image(image, size):
+    """uint8 RGB ``[H, W, 3]`` resized (bilinear, PIL: as kseg.runtime does) to ``size`` (h, w)."""
+    image = np.asarray(image, np.uint8)
+    if image.shape[:2] == tuple(size):
+        return image
+    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
+
+
+def to_size(labels, size):
+    """A label map brought (nearest) to ``size`` (h, w), as kseg.runtime does."""
+    labels = np.asarray(labels)
+    if labels.shape == tuple(size):
+        return labels.astype(np.int32)
+    back = Image.fromarray(labels.astype(np.uint8)).resize((size[1], size[0]), Image.NEAREST)
+    return np.asarray(back).astype(np.int32)
+
+
+# kseg predict --native segments at the photo's own resolution; beyond this many pixels the photo
+# is scaled down to it first (a 12-megapixel photo through a full-resolution network would need
+# tens of GB of activations)
+NATIVE_MAX_PIXELS = 4_000_000
+
+
+def predict_labels(ref, image, tta=None, native=False):
+    """Label map ``[H, W]`` of a PIL image at its own size. By default the image is resized to the
+    model's size (its input size, else its run's training size) and the labels brought back, as
+    ``kseg.runtime`` and the exported files do; ``native`` runs a model of any input size (see
+    ``ModelRef.rebuilt``) at the image's own resolution (at most ``NATIVE_MAX_PIXELS``)."""
     rgb = image.convert("RGB")
-    size = ref.input_size
-    x = np.asarray(rgb if size is None else rgb.resize((size[1], size[0]), Image.BILINEAR))
-    labels = label_batch(ref, x[None], tta)[0].astype(np.uint8)
-    if labels.shape != (rgb.height, rgb.width):
-        labels = np.asarray(Image.fromarray(labels).resize(rgb.size, Image.NEAREST))
-    return labels
+    if native:
+        if ref.input_size is not None:
+            raise ValueError("native resolution needs a model of any input size "
+                             "(ref.rebuilt(input_shape=(None, None, 3)))")
+        scale = min(1.0, (NATIVE_MAX_PIXELS / (rgb.width * rgb.height)) ** 0.5)
+        size = (max(1, round(rgb.height * scale)), max(1, round(rgb.width * scale)))
+    else:
+        size = ref.input_size or (ref.config.image_size if ref.config else None)
+        if size is None:
+            raise ValueError(f"{ref.model_path}: the model takes any size and has no run "
+                             "configuration to say its training size; use native resolution")
+    x = resize_image(np.asarray(rgb), size)
+    labels = label_batch(ref, x[None], tta)[0]
+    return to_size(labels, (rgb.height, rgb.width)).astype(np.uint8)
 
 
-def predict_files(ref, paths, out_dir, tta=None):
+def output_stems(paths):
+    """A distinct output name for each input path: its stem, or, where stems collide
+    (``a/x.jpg b/x.png``), the stem with its parent folders and extension."""
+    paths = [Path(p) for p in paths]
+    stems = [p.stem for p in paths]
+    out = []
+    for p, stem in zip(paths, stems):
+        if stems.count(stem) == 1:
+            out.append(stem)
+            continue
+        parts = [q for q in p.resolve().parts[-2:-1] if q not in ("/", "")]
+        out.append("_".join([*parts, stem, p.suffix.lstrip(".")]))
+    seen = {}
+    for i, name in enumerate(out):  # still equal (the same file twice): number them
+        if name in seen:
+            seen[name] += 1
+            out[i] = f"{name}_{seen[name]}"
+        else:
+            seen[name] = 0
+    return out
+
+
+def predict_files(ref, paths, out_dir, tta=None, native=False):
     """Write ``<stem>_mask.png`` (colours), ``<stem>_overlay.png`` and ``<stem>_labels.png`` (class
-    indices) for every image; returns the written paths."""
+    indices) for every image; returns the written paths. By default at the model's size, as the
+    exported files segment; ``native``: at each photo's own resolution."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if ref.config is not None and ref.input_size is not None:
-        ref = ref.rebuilt(input_shape=(None, None, 3))  # fully convolutional: native resolution
+    if native and ref.input_size is not None:
+        ref = ref.rebuilt(input_shape=(None, None, 3))  # fully convolutional: any size
     written = []
-    for path in paths:
+    for path, stem in zip(paths, output_stems(paths)):
         path = Path(path)
         try:
             with Image.open(path) as im:
                 image = im.convert("RGB")
         except OSError as exc:
             raise ValueError(f"{path}: cannot read image ({exc})") from None
-        labels = predict_labels(ref, image, tta)
+        labels = predict_labels(ref, image, tta, native=native)
         n = len(ref.classes)
         targets = {
-            out_dir / f"{path.stem}_mask.png": Image.fromarray(colourize(labels, n)),
-            out_dir / f"{path.stem}_overlay.png": overlay_image(image, labels, n),
-            out_dir / f"{path.stem}_labels.png": Image.fromarray(labels),
+            out_dir / f"{stem}_mask.png": Image.fromarray(colourize(labels, n)),
+            out_dir / f"{stem}_overlay.png": overlay_image(image, labels, n),
+            out_dir / f"{stem}_labels.png": Image.fromarray(labels),
         }
         for target, img in targets.items():
             img.save(target)

@@ -152,9 +152,20 @@ class Segmenter:
             except OSError as exc:
                 raise ValueError(f"{image}: cannot read image ({exc})") from None
         if isinstance(image, np.ndarray):
+            if image.dtype != np.uint8:
+                lo, hi = (float(image.min()), float(image.max())) if image.size else (0.0, 0.0)
+                raise ValueError(
+                    f"image array is {image.dtype} (values {lo:g}..{hi:g}); the model takes uint8 "
+                    "RGB 0..255. Convert it yourself, e.g. (x * 255).round().astype(np.uint8) for "
+                    "floats in [0, 1], so that nothing is rescaled by guess")
             if image.ndim == 2:
                 image = np.repeat(image[..., None], 3, axis=-1)
-            return Image.fromarray(image.astype(np.uint8)).convert("RGB")
+            if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
+                raise ValueError(f"image array has shape {list(image.shape)}; expected [H, W], "
+                                 "[H, W, 3] or [H, W, 4]")
+            if image.shape[-1] == 1:
+                image = np.repeat(image, 3, axis=-1)
+            return Image.fromarray(image).convert("RGB")
         return image.convert("RGB")
 
     def segment(self, image):

@@ -352,3 +352,66 @@ def test_training_record_finds_a_relative_init_from_above_the_run(tmp_path, monk
     record = training_record(RunDir(tmp_path / "runs" / "cpu"))
     assert record["init_from"]["run"] == str(tmp_path / "runs" / "gpu")
     assert record["init_from"]["sessions"] == [{"backend": "jax", "from_epoch": 0}]
+
+
+def test_one_answer_for_one_image_in_predict_evaluate_and_the_runtime(run_dir, tmp_path):
+    """kseg predict segments as the exported file does (at the model's size, labels brought back),
+    so for an image of another size the two agree; --native segments at the photo's size."""
+    from PIL import Image
+
+    from kseg.data import ShapesSource
+    from kseg.runtime import Segmenter
+
+    out = tmp_path / "exp"
+    assert invoke("export", run_dir, "--tflite", "--out", out).exit_code == 0
+    seg = Segmenter(out / "model_float32.tflite")
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    photo = ShapesSource("val", 1, height=56, width=80, seed=5).load_numpy(0)[0]
+    Image.fromarray(photo).save(tmp_path / "a" / "x.png")
+    Image.fromarray(photo[::-1]).save(tmp_path / "b" / "x.jpg", quality=100)
+    r = invoke("predict", run_dir, tmp_path / "a" / "x.png", tmp_path / "b" / "x.jpg",
+               "--out", tmp_path / "pred")
+    assert r.exit_code == 0, r.output
+    written = sorted(p.name for p in (tmp_path / "pred").glob("*_labels.png"))
+    assert len(written) == 2, written  # the second photo does not overwrite the first
+    ours = np.asarray(Image.open(tmp_path / "pred" / "a_x_png_labels.png"))
+    runtime = seg.segment(photo)
+    assert ours.shape == runtime.shape == (56, 80)
+    assert np.mean(ours == runtime) >= 0.99
+    r = invoke("predict", run_dir, tmp_path / "a" / "x.png", "--native", "--out", tmp_path / "nat")
+    assert r.exit_code == 0, r.output
+    assert np.asarray(Image.open(tmp_path / "nat" / "x_labels.png")).shape == (56, 80)
+    # a 12-megapixel photo: segmented at the model's size, labels at the photo's
+    big = tmp_path / "big.jpg"
+    Image.fromarray(np.full((3000, 4000, 3), 90, np.uint8)).save(big)
+    r = invoke("predict", run_dir, big, "--out", tmp_path / "big")
+    assert r.exit_code == 0, r.output
+    assert np.asarray(Image.open(tmp_path / "big" / "big_labels.png")).shape == (3000, 4000)
+    # float images are refused, not silently turned black
+    with pytest.raises(ValueError, match="uint8"):
+        seg.segment(photo.astype(np.float32) / 255)
+
+
+def test_evaluate_scores_at_the_labels_resolution(run_dir, tmp_path):
+    from PIL import Image
+
+    from kseg.data import ShapesSource
+
+    root = tmp_path / "big"
+    (root / "images").mkdir(parents=True)
+    (root / "labels").mkdir()
+    (root / "classes.txt").write_text("\n".join(ShapesSource("val", 1).classes) + "\n")
+    pixels = 0
+    for i in range(3):  # 2x the model's 32x32 training size
+        image, label = ShapesSource("val", 3, height=64, width=64).load_numpy(i)
+        Image.fromarray(image).save(root / "images" / f"{i}.png")
+        Image.fromarray(label).save(root / "labels" / f"{i}.png")
+        pixels += int(np.sum(label != 255))
+    js = tmp_path / "s.json"
+    r = invoke("evaluate", run_dir, "--data", root, "--split", "train", "--val-fraction", 0,
+               "--json", js)
+    assert r.exit_code == 0, r.output
+    result = json.loads(js.read_text())
+    assert int(np.sum(result["confusion_matrix"])) == pixels  # every label pixel, at 64x64
+    assert "label's own resolution" in result["protocol"]
