@@ -112,8 +112,7 @@ def evaluate(ref, source, image_size=None, batch_size=8, tta=None):
         batch.clear()
         truths.clear()
 
-    for i in range(len(source)):
-        image, truth = source.load_numpy(i)
+    for _, image, truth in source.iter_numpy():
         batch.append(resize_image(image, image_size))
         truths.append(np.asarray(truth))
         if len(batch) == batch_size:

@@ -167,3 +167,23 @@ def test_camvid_train_plus_val_joins_the_splits(tmp_path):
     assert open_source(f"camvid:{tmp_path / 'cv'}:train+val", "val").pairs == val.pairs
     with pytest.raises(DatasetError, match="test"):
         open_source(f"camvid:{tmp_path / 'cv'}:train+test", "train")
+
+
+def test_a_tfrecord_tfds_run_evaluates_and_exports_int8(tfds_dirs, tmp_path):
+    """tfrecord datasets only stream: evaluation and int8 calibration read them in one pass."""
+    from kseg.cli import main
+
+    opts = ["--tfds-data-dir", str(tfds_dirs["tfrecord"]), "--classes", "left,right,top"]
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", "--data", "tfds:tiny_seg", "--val-data",
+                                  "tfds:tiny_seg:test", *opts, "--image-size", "16", "16",
+                                  "-o", "depth=1", "-o", "base_filters=2", "--batch-size", "2",
+                                  "--epochs", "1", "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["evaluate", str(run)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["export", str(run), "--tflite", "--quantize", "int8",
+                                  "--representative", "4", "--max-miou-drop", "100",
+                                  "--out", str(tmp_path / "exp")])
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "exp" / "model_int8.tflite").is_file()

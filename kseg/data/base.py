@@ -115,6 +115,12 @@ class Source:
         """The same example as numpy arrays, without TensorFlow."""
         raise NotImplementedError
 
+    def iter_numpy(self, indices=None):
+        """``(index, image, label)`` as numpy arrays for ``indices`` (sorted; default all), in
+        order. Sources that only stream (tfds tfrecord) override it to read through once."""
+        for i in (range(len(self)) if indices is None else sorted(indices)):
+            yield (i, *self.load_numpy(i))
+
     def scan(self):
         """Validate every example; returns a ``Report`` (never raises for bad data)."""
         raise NotImplementedError

@@ -81,6 +81,17 @@ class TfdsSource(Source):
             raise TypeError(f"{self.where} is stored as tfrecord: it streams, no access by index")
         return self._decode(self._source[int(index)])
 
+    def iter_numpy(self, indices=None):
+        if self.random_access:
+            yield from super().iter_numpy(indices)
+            return
+        import tensorflow_datasets as tfds
+
+        wanted = None if indices is None else set(int(i) for i in indices)
+        for i, (image, label) in enumerate(tfds.as_numpy(self.stream())):
+            if wanted is None or i in wanted:
+                yield i, image, label
+
     def load(self, index):
         import tensorflow as tf
 

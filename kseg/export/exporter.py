@@ -12,7 +12,7 @@ from pathlib import Path
 
 from kseg import __version__
 from kseg.contract import METADATA, make_metadata, tflite_name
-from kseg.data.pipeline import evaluation_dataset, resize_pair
+from kseg.data.pipeline import evaluation_dataset
 from kseg.export import gpu_delegate, savedmodel, tflite, tflite_metadata
 from kseg.export.verify import verify
 from kseg.models import float32_copy, load_model, rebuild_trained
@@ -41,16 +41,14 @@ def _replace_folder(tmp, out, overwrite):
 
 def representative_images(config, count):
     """Up to ``count`` training images at the export size (for int8 calibration), spread over the
-    set in a fixed pseudo-random order."""
+    set in a fixed pseudo-random order (read in one pass, so sources that only stream work too)."""
     import numpy as np
+
+    from kseg.inference import resize_image
 
     train = config.open_source("train")
     order = np.random.default_rng(config.seed).permutation(len(train))[: int(count)]
-    images = []
-    for i in sorted(order):
-        image, _ = resize_pair(*train.load(np.int64(i)), config.image_size)
-        images.append(image.numpy())
-    return images
+    return [resize_image(image, config.image_size) for _, image, _ in train.iter_numpy(order)]
 
 
 def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="scores",
