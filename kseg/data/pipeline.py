@@ -7,10 +7,15 @@ index (tfds ``tfrecord`` data) and cached pipelines shuffle with a buffer seeded
 which is just as reproducible.
 
 ``cache``: keep decoded, resized examples in memory (``True``) or in a cache file (a path), so
-later epochs skip JPEG/PNG decoding; augmentation still runs fresh each epoch.
+later epochs skip JPEG/PNG decoding; augmentation still runs fresh each epoch. A cache file is
+keyed to what it holds (``cache_key``: the data's files, their sizes and times, the image size),
+so a reused path never serves another dataset's examples; it is written in full before training
+reads it, and a cache left half-written by a killed run is discarded and rebuilt.
 ``deterministic=False`` lets parallel decoding deliver out of order (a little faster; then a
 resumed run no longer repeats the exact batch composition).
 """
+
+import os
 
 import tensorflow as tf
 
@@ -42,6 +47,45 @@ def as_augmentation(augment, ignore_index=255):
     return Augmentation(str(augment), ignore_index=ignore_index)
 
 
+def cache_key(source, image_size):
+    """A digest of what a cache of ``source`` at ``image_size`` holds: its description, size,
+    and for file datasets every image and label path with its size and modification time."""
+    import hashlib
+    import os
+
+    h = hashlib.sha256()
+    h.update(repr((type(source).__name__, source.where, len(source), tuple(image_size),
+                   tuple(source.classes), getattr(source, "ignore_index", None),
+                   sorted((getattr(source, "remap", None) or {}).items()))).encode())
+    for pair in getattr(source, "pairs", ()):
+        for path in pair:
+            st = os.stat(path)
+            h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
+def cache_file(cache, source, image_size):
+    """The keyed cache prefix for ``cache`` (a path given by the user), ready to use: a cache
+    left incomplete by a killed run (no index written, or TensorFlow's lockfile left behind) is
+    removed first."""
+    from pathlib import Path
+
+    prefix = Path(f"{cache}.{cache_key(source, image_size)}")
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    complete = Path(f"{prefix}.index").is_file()
+    stale = list(prefix.parent.glob(f"{prefix.name}_*.lockfile"))
+    if stale or not complete:
+        for leftover in prefix.parent.glob(f"{prefix.name}*"):
+            leftover.unlink()
+    return str(prefix)
+
+
+def _warm(ds):
+    """Read ``ds`` through once (writes its file cache in full before several readers share it)."""
+    for _ in ds:
+        pass
+
+
 def _resized(source, image_size, cache=None, deterministic=True):
     """Dataset of every resized example, in source order (cached if asked)."""
     if getattr(source, "random_access", True):
@@ -52,8 +96,13 @@ def _resized(source, image_size, cache=None, deterministic=True):
     else:
         ds = source.stream().map(lambda im, lb: resize_pair(im, lb, image_size),
                                  num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    if cache:
-        ds = ds.cache("" if cache is True else str(cache))
+    if cache is True:
+        ds = ds.cache("")
+    elif cache:
+        prefix = cache_file(cache, source, image_size)
+        ds = ds.cache(prefix)
+        if not os.path.isfile(f"{prefix}.index"):
+            _warm(ds)
     return ds
 
 
