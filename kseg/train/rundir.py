@@ -33,6 +33,20 @@ class RunConflictError(RuntimeError):
     """The run folder belongs to a different configuration."""
 
 
+def fsync_file(path):
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def fsync_dir(path):
+    """Make the entries of folder ``path`` (a rename, a new link) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def write_json_atomic(path, obj):
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -41,6 +55,7 @@ def write_json_atomic(path, obj):
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def read_json(path):
@@ -141,6 +156,8 @@ class RunDir:
             tmp.unlink()
         os.link(ckpt, tmp)
         os.replace(tmp, self.path / LAST)
+        fsync_dir(self.path)
+        # only now, with the new checkpoint, state and last.keras on disk, does the old one go
         if previous and previous != str(ckpt.relative_to(self.path)):
             (self.path / previous).unlink(missing_ok=True)
 
@@ -153,7 +170,9 @@ def _save_model_atomic(model, path):
     path = Path(path)
     tmp = path.with_name(f".tmp-{path.name}")  # keras insists on the .keras suffix
     model.save(tmp)
+    fsync_file(tmp)  # the data reaches the disk before the name points at it
     os.replace(tmp, path)
+    fsync_dir(path.parent)
 
 
 def _diff_keys(a, b, prefix=""):
