@@ -415,3 +415,26 @@ def test_evaluate_scores_at_the_labels_resolution(run_dir, tmp_path):
     result = json.loads(js.read_text())
     assert int(np.sum(result["confusion_matrix"])) == pixels  # every label pixel, at 64x64
     assert "label's own resolution" in result["protocol"]
+
+
+def test_mixed_float16_resume_follows_a_raised_epoch_count(tmp_path, monkeypatch):
+    """Under mixed float16 the optimizer is a LossScaleOptimizer: the rebuilt schedule must go to
+    the optimizer inside it, which is the one that steps."""
+    import keras
+
+    from kseg.models import load_model
+    from kseg.train import trainer
+
+    monkeypatch.setattr(trainer, "precision_policy", lambda config: "mixed_float16"
+                        if config.mixed_precision else None)
+    out = tmp_path / "mp16"
+    try:
+        r = invoke(*TRAIN, "--epochs", 1, "--mixed-precision", "--schedule", "poly", "--out", out)
+        assert r.exit_code == 0, r.output
+        r = invoke(*TRAIN, "--epochs", 3, "--mixed-precision", "--schedule", "poly", "--out", out)
+        assert r.exit_code == 0, r.output
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    optimizer = load_model(out / "last.keras").optimizer
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)
+    assert optimizer._learning_rate.total_steps == 3 * 6  # noqa: SLF001

@@ -226,8 +226,10 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_
             log(f"resuming {run.path} after epoch {done} from {run.checkpoint_path()}")
             model = models.load_model(run.checkpoint_path())
             model.jit_compile = use_jit(config)  # checkpoints of older kseg stored False
-            # the schedule spans the whole run: follow a raised --epochs
-            model.optimizer._learning_rate = make_schedule(config, steps)  # noqa: SLF001
+            # the schedule spans the whole run: follow a raised --epochs (on the optimizer that
+            # steps: mixed float16 wraps it in a LossScaleOptimizer, whose own rate is unused)
+            inner = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+            inner._learning_rate = make_schedule(config, steps)  # noqa: SLF001
         else:
             model = build_model(config, num_classes)
             if config.init_from:
