@@ -59,9 +59,13 @@ def shard_by_data(dataset):
 
 
 def fit_distributed(model, strategy, train_ds, val_ds, *, epochs, initial_epoch, steps,
-                    callbacks, num_classes, ignore_index, log=print):
+                    callbacks, num_classes, ignore_index, chief=True, log=print):
     """Train ``model`` (built and compiled in ``strategy.scope()``) for epochs
-    ``initial_epoch .. epochs-1`` of ``steps`` global batches; returns the per-epoch logs."""
+    ``initial_epoch .. epochs-1`` of ``steps`` global batches; returns the per-epoch logs.
+
+    Whether to stop after an epoch (early stopping, a non-finite loss) is the ``chief``'s
+    decision, shared with every worker by an all-reduce: a worker that stopped a step apart from
+    the others would leave them waiting in the next all-reduce for ever."""
     import tensorflow as tf
 
     from kseg import metrics as kmetrics
@@ -87,6 +91,11 @@ def fit_distributed(model, strategy, train_ds, val_ds, *, epochs, initial_epoch,
 
         per_replica = strategy.run(step, args=batch)
         return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.float32)])
+    def chief_says(flag):  # each worker adds its flag; only the chief's is ever 1
+        votes = strategy.run(lambda f: tf.identity(f), args=(flag,))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, votes, axis=None)
 
     for cb in callbacks:
         cb.set_model(model)
@@ -127,6 +136,8 @@ def fit_distributed(model, strategy, train_ds, val_ds, *, epochs, initial_epoch,
         for cb in callbacks:
             cb.on_epoch_end(epoch, logs)
         history.append(logs)
+        mine = 1.0 if chief and model.stop_training else 0.0
+        model.stop_training = float(chief_says(tf.constant(mine))) > 0
         if model.stop_training:
             break
     # as Keras fit ends: an optimizer keeping weight averages (--ema) leaves them in the model

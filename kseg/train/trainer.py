@@ -264,7 +264,7 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_
         callbacks.insert(0, PreciseBatchNorm(bn_batches, steps))
     if chief:
         callbacks.append(CommitEpoch(run, best_miou=state["best_miou"]))
-    if config.early_stopping:
+    if config.early_stopping and chief:  # the chief decides; fit_distributed tells the workers
         callbacks.append(EarlyStopOnMiou(run, config.early_stopping, log=log))
     multiworker = strategy is not None and is_multiworker(strategy)
     if chief and not multiworker and strategy is not None:  # TensorBoard writers need TensorFlow
@@ -281,7 +281,7 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_
     if multiworker:  # Keras 3 fit cannot train under MultiWorkerMirroredStrategy
         fit_distributed(model, strategy, train_ds, val_ds, epochs=end, initial_epoch=done,
                         steps=steps, callbacks=callbacks, num_classes=num_classes,
-                        ignore_index=config.ignore_index, log=log)
+                        ignore_index=config.ignore_index, chief=chief, log=log)
     else:
         model.fit(
             train_ds,
