@@ -24,6 +24,7 @@ setup(
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["kseg", "kseg.*"]),
+    package_data={"kseg.demo": ["static/*"]},
     python_requires=">=3.10",
     install_requires=_requirements("requirements.txt"),
     extras_require={"test": _requirements("requirements-test.txt")},

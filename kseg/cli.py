@@ -97,10 +97,22 @@ def data_options(f):
     return wrapper
 
 
+# commands that run on TensorFlow (imported quietly up front unless --verbose)
+TENSORFLOW_COMMANDS = ("train", "evaluate", "predict", "export", "benchmark", "report",
+                       "quickstart", "data", "upgrade")
+
+
 @click.group()
 @click.version_option(package_name="kseg")
-def main():
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's own log lines (device set-up, "
+              "converter warnings), which kseg hides by default.")
+@click.pass_context
+def main(ctx, verbose):
     """Train semantic-segmentation models and ship them as verified TFLite files."""
+    if not verbose and ctx.invoked_subcommand in TENSORFLOW_COMMANDS:
+        from kseg.quiet import quiet_tensorflow
+
+        quiet_tensorflow()
 
 
 @main.command()
@@ -367,6 +379,45 @@ def upgrade(folder, model_name, license_text):
     except (ContractError, FileNotFoundError, ValueError) as exc:
         _fail(exc)
     click.echo(f"upgraded {len(done)} file(s) in {folder}")
+
+
+@main.command()
+@click.argument("folder")
+@click.option("--out", help="Folder to write the page to (default: demo/NAME).")
+@click.option("--sample", type=click.Path(exists=True, dir_okay=False),
+              help="Image the page segments on load (default: the first image of the export's "
+                   "validation data when it is on this machine, else a test pattern).")
+@click.option("--runtime-dir", help="An unpacked @mediapipe/tasks-vision package (or its .tgz) "
+              "to copy the web runtime from (default: npm pack, cached).")
+@click.option("--overwrite", is_flag=True)
+@click.option("--serve", is_flag=True, help="Serve the page on 127.0.0.1 until Ctrl-C.")
+@click.option("--port", type=int, default=8000, show_default=True)
+def demo(folder, out, sample, runtime_dir, overwrite, serve, port):
+    """A web page that runs exported FOLDER in the browser (MediaPipe Tasks, offline)."""
+    from kseg.contract import ContractError
+    from kseg.demo import DemoError, build_demo, make_server
+
+    out = out or os.path.join("demo", os.path.basename(os.path.normpath(folder)))
+    try:
+        build_demo(folder, out, runtime_dir=runtime_dir, sample=sample,
+                   overwrite=overwrite or serve, log=click.echo)
+    except (ContractError, DemoError, FileNotFoundError) as exc:
+        _fail(exc)
+    if not serve:
+        click.echo(f"serve it with: kseg demo {folder} --out {out} --serve "
+                   "(browsers refuse WASM from file://)")
+        return
+    try:
+        server = make_server(out, port)
+    except OSError as exc:
+        _fail(f"cannot listen on 127.0.0.1:{port} ({exc}); try --port")
+    click.echo(f"serving {out} at http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        click.echo("stopped")
+    finally:
+        server.server_close()
 
 
 @main.command()

@@ -31,3 +31,32 @@ def make_folder(root, n=3, size=(20, 16), classes=("bg", "fg"), label_value=1):
         lab[: h // 2] = label_value
         Image.fromarray(lab).save(root / "labels" / f"im{i}.png")
     return root
+
+
+SHAPES_EXPORT_SIZE = 48
+SHAPES_EXPORT_MODES = ("float32", "float16", "dynamic", "int8")
+
+
+@pytest.fixture(scope="session")
+def shapes_export(tmp_path_factory):
+    """A short shapes run (U-Net, 48x48) exported in every TFLite mode, as a user would."""
+    from click.testing import CliRunner
+
+    from kseg.cli import main
+
+    def invoke(*args):
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    root = tmp_path_factory.mktemp("shapes-export")
+    run = root / "run"
+    size = SHAPES_EXPORT_SIZE
+    r = invoke("train", "--data", "shapes:64", "--image-size", size, size, "--batch-size", 8,
+               "-o", "depth=2", "-o", "base_filters=8", "--learning-rate", "0.01",
+               "--epochs", 4, "--out", run)
+    assert r.exit_code == 0, r.output
+    out = root / "shapes"
+    r = invoke("export", run, "--tflite", "--quantize", ",".join(SHAPES_EXPORT_MODES),
+               "--representative", 16, "--max-miou-drop", 100, "--license", "test licence",
+               "--out", out)
+    assert r.exit_code == 0, r.output
+    return out

@@ -20,8 +20,8 @@ from kseg.contract import ContractError, embedded_labels, read_metadata
 from kseg.export import tflite_graph, tflite_metadata
 from kseg.runtime import Segmenter, TFLiteModel
 
-MODES = ("float32", "float16", "dynamic", "int8")
-SIZE = 48
+from conftest import SHAPES_EXPORT_MODES as MODES
+from conftest import SHAPES_EXPORT_SIZE as SIZE
 
 
 def invoke(*args):
@@ -29,18 +29,8 @@ def invoke(*args):
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    root = tmp_path_factory.mktemp("clients")
-    run = root / "run"
-    r = invoke("train", "--data", "shapes:64", "--image-size", SIZE, SIZE, "--batch-size", 8,
-               "-o", "depth=2", "-o", "base_filters=8", "--learning-rate", "0.01",
-               "--epochs", 4, "--out", run)
-    assert r.exit_code == 0, r.output
-    out = root / "shapes"
-    r = invoke("export", run, "--tflite", "--quantize", ",".join(MODES), "--representative", 16,
-               "--max-miou-drop", 100, "--license", "test licence", "--out", out)
-    assert r.exit_code == 0, r.output
-    return out
+def exported(shapes_export):
+    return shapes_export
 
 
 def _images(n=4, size=SIZE):

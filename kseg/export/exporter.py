@@ -16,6 +16,7 @@ from kseg.data.pipeline import evaluation_dataset
 from kseg.export import gpu_delegate, savedmodel, tflite, tflite_metadata
 from kseg.export.verify import verify
 from kseg.models import float32_copy, load_model, rebuild_trained
+from kseg.quiet import quiet_stderr
 from kseg.train.config import TrainConfig
 from kseg.train.rundir import RunDir
 
@@ -109,7 +110,8 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     tmp.mkdir()
     try:
-        savedmodel.save(model, tmp / "saved_model", height, width)
+        with quiet_stderr():
+            savedmodel.save(model, tmp / "saved_model", height, width)
         calib = representative_images(config, representative) if "int8" in modes else None
         if calib is not None:
             log(f"int8: calibrating on {len(calib)} training images")

@@ -48,8 +48,12 @@ def convert(model, height, width, mode="float32", representative=None, output="s
     """TFLite flatbuffer bytes of ``model`` at ``height`` x ``width`` in ``mode``; ``int8`` needs
     ``representative``, an iterable of uint8 images ``[H, W, 3]`` (a few hundred from the training
     set). ``output="labels"`` puts the argmax in the graph: the file returns int32 ``[1, H, W]``."""
-    return finish(make_converter(model, height, width, mode, representative, output).convert(),
-                  output)
+    from kseg.quiet import quiet_stderr
+
+    converter = make_converter(model, height, width, mode, representative, output)
+    with quiet_stderr():  # the converter's MLIR passes log warnings from C++
+        data = converter.convert()
+    return finish(data, output)
 
 
 def finish(data, output="scores"):

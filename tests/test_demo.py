@@ -1,0 +1,98 @@
+"""kseg demo: the page built for a short shapes export is served on 127.0.0.1 and opened in
+headless Chromium; MediaPipe's web runtime segments the bundled sample in the page, and the mask
+read back from the page must agree with kseg.runtime. Skips, saying why, where no browser, driver
+or web runtime can be had (CI installs Debian's chromium and chromium-driver)."""
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import SHAPES_EXPORT_SIZE as SIZE
+from kseg.cli import main
+from kseg.contract import read_metadata
+from kseg.runtime import TFLiteModel
+
+CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
+
+
+def _runtime():
+    from kseg.demo import DemoError, find_runtime
+
+    try:
+        return find_runtime(log=lambda *_: None)
+    except DemoError as exc:
+        pytest.skip(f"MediaPipe web runtime unavailable: {exc}")
+
+
+def _browser():
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed")
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not Path(path).is_file():
+            pytest.skip(f"{path} missing: apt-get install chromium chromium-driver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1200,800"):
+        options.add_argument(arg)
+    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+
+
+def test_demo_refuses_a_runtime_dir_without_the_package(shapes_export, tmp_path):
+    r = CliRunner().invoke(main, ["demo", str(shapes_export), "--out", str(tmp_path / "d"),
+                                  "--runtime-dir", str(tmp_path)])
+    assert r.exit_code == 1 and "npm pack @mediapipe/tasks-vision@" in r.output
+    assert not (tmp_path / "d").exists()
+
+
+@pytest.mark.slow
+def test_the_page_segments_its_sample_as_the_runtime_does(shapes_export, tmp_path):
+    from kseg.data.shapes import ShapesSource
+    from kseg.demo import RUNTIME_FILES, make_server
+
+    runtime = _runtime()
+    sample = ShapesSource("val", count=1, height=SIZE, width=SIZE, seed=11).load_numpy(0)[0]
+    Image.fromarray(sample).save(tmp_path / "sample.png")
+    out = tmp_path / "demo"
+    r = CliRunner().invoke(main, ["demo", str(shapes_export), "--out", str(out), "--sample",
+                                  str(tmp_path / "sample.png"), "--runtime-dir", str(runtime)])
+    assert r.exit_code == 0, r.output
+    for rel in ("index.html", "app.js", "demo.json", "sample.png", "model_float32.tflite",
+                "model_int8.tflite", *(f"mediapipe/{f}" for f in RUNTIME_FILES)):
+        assert (out / rel).is_file(), rel
+
+    driver = _browser()
+    server = make_server(out, 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        driver.get(f"http://127.0.0.1:{server.server_address[1]}/index.html")
+        state, t0 = None, time.time()
+        while time.time() - t0 < 180:
+            state = driver.execute_script("return window.kseg && {ready: window.kseg.ready, "
+                                          "error: window.kseg.error}")
+            if state and (state["ready"] or state["error"]):
+                break
+            time.sleep(0.5)
+        assert state and state["ready"], state
+        result = driver.execute_script("return window.kseg.result")
+        legend = [li.text for li in driver.find_elements("css selector", "#legend li")]
+        driver.save_screenshot(str(tmp_path / "page.png"))
+    finally:
+        driver.quit()
+        server.shutdown()
+        server.server_close()
+    classes = read_metadata(shapes_export)["classes"]
+    assert result["labels"] == classes
+    assert [line.split("\n")[0].split(" ")[0] for line in legend] == classes
+    page = np.asarray(result["mask"], np.int32).reshape(result["height"], result["width"])
+    ours = TFLiteModel(shapes_export / "model_float32.tflite").labels(sample)
+    assert page.shape == ours.shape
+    assert np.mean(page == ours) >= 0.99
+    assert (tmp_path / "page.png").stat().st_size > 1000
