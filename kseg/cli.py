@@ -68,8 +68,8 @@ def _fail(exc):
     sys.exit(1)
 
 
-DATA_OPTION_NAMES = ("classes", "remap", "ignore_index", "val_fraction", "tfds_data_dir",
-                     "coco_images")
+DATA_OPTION_NAMES = ("classes", "remap", "ignore_index", "val_fraction", "val_split",
+                     "tfds_data_dir", "coco_images")
 
 
 def data_options(f):
@@ -90,6 +90,11 @@ def data_options(f):
         click.option("--ignore-index", type=int, default=DEFAULT_IGNORE_INDEX, show_default=True),
         click.option("--val-fraction", type=float, default=0.2, show_default=True,
                      help="Share of a single folder (or COCO file) held out for validation."),
+        click.option("--val-split", type=click.Choice(["random", "first", "last"]),
+                     default="random", show_default=True,
+                     help="Which pairs --val-fraction holds out: a seeded random draw, or a "
+                     "contiguous block at the start/end in natural name order (serial data: "
+                     "EM sections, video frames, whose neighbours would flatter the score)."),
         click.option("--tfds-data-dir", help="tensorflow-datasets folder holding prepared data."),
         click.option("--coco-images", help="Folder of the images a COCO JSON names."),
     ]):
@@ -359,7 +364,7 @@ def export(run, tflite, quantize, representative, output_kind, kseg_runtime_only
                           output_stride=int(output_stride) if output_stride else None,
                           rescue=not no_rescue, name=model_name, license=license_text,
                           kseg_runtime_only=kseg_runtime_only)
-    except (ExportError, DatasetError, FileNotFoundError, ModelConfigError) as exc:
+    except (ExportError, DatasetError, FileNotFoundError, ModelConfigError, ValueError) as exc:
         _fail(exc)
     click.echo(format_export(meta, out))
 
@@ -439,8 +444,8 @@ def report(run):
 @click.option("--warmup", type=int, default=5, show_default=True)
 @click.option("--threads", default="1,2", show_default=True, help="Thread counts to time.")
 @click.option("--no-keras", is_flag=True, help="Skip the Keras baseline.")
-@click.option("--doc", default="docs/benchmarks.md", show_default=True,
-              help="Markdown file the table is appended to ('' for none).")
+@click.option("--doc", default=None, help="Also append the table, with the command, to this "
+              "Markdown file (e.g. docs/benchmarks.md); by default it is only printed.")
 def benchmark(folder, runs, warmup, threads, no_keras, doc):
     """Latency of every file in an exported FOLDER (median, p90) beside the Keras model."""
     from kseg.contract import ContractError

@@ -32,7 +32,7 @@ class ModelRef:
             raise FileNotFoundError(f"{path}: no such run folder or model file")
         if run.exists:
             raw = run.config()
-            self.config = TrainConfig.from_json(raw)
+            self.config = TrainConfig.from_json(raw, where=str(run.file("config.json")))
             self.classes = list(raw["classes"])
         self.model = load_model(self.model_path, compile=False)
         if self.config is not None:  # mixed-precision checkpoints are evaluated in float32

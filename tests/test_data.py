@@ -250,3 +250,29 @@ def test_data_check_and_train_see_every_split_of_a_single_folder(tmp_path):
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(main, ["evaluate", str(run), "--split", "test"])
     assert r.exit_code == 1 and "no split 'test'" in r.output and "train and val" in r.output
+
+
+def test_contiguous_validation_blocks_for_serial_data():
+    from kseg.data.pairs import carve_split
+
+    keys = [f"{i}" for i in range(25)]  # 0..24: lexicographic order would put 10 before 2
+    assert carve_split(keys, "val", 0.2, 0, "last") == ["20", "21", "22", "23", "24"]
+    assert carve_split(keys, "val", 0.2, 0, "first") == ["0", "1", "2", "3", "4"]
+    train = carve_split(keys, "train", 0.2, 0, "last")
+    assert train == [str(i) for i in range(20)]
+    random_val = carve_split(keys, "val", 0.2, 0, "random")
+    assert len(random_val) == 5 and random_val != ["20", "21", "22", "23", "24"]
+    with pytest.raises(ValueError, match="val_split"):
+        carve_split(keys, "val", 0.2, 0, "middle")
+
+
+def test_val_split_from_the_command_line(tmp_path):
+    from conftest import make_folder
+
+    root = make_folder(tmp_path / "serial", n=10, size=(16, 16))
+    r = CliRunner().invoke(main, ["data", "check", str(root), "--split", "val",
+                                  "--val-split", "last"])
+    assert r.exit_code == 0, r.output
+    assert "2 valid pairs" in r.output and "val_split=last" in r.output
+    held = FolderSource(root, "val", val_fraction=0.2, val_split="last").pairs
+    assert [p[0].stem for p in held] == ["im8", "im9"]

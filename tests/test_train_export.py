@@ -162,6 +162,17 @@ def test_benchmark_every_file_beside_keras(run_dir, tmp_path):
     r = invoke("benchmark", out, "--runs", 3, "--doc", doc, "--no-keras", "--threads", "1")
     assert doc.read_text().count("## kseg benchmark") == 2  # appended, not replaced
     assert invoke("benchmark", tmp_path, "--doc", "").exit_code == 1  # no metadata.json there
+    # by default the table is only printed: nothing is written where the user stands
+    import os
+
+    here = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        r = invoke("benchmark", out, "--runs", 2, "--no-keras", "--threads", "1")
+    finally:
+        os.chdir(here)
+    assert r.exit_code == 0 and "model_int8.tflite" in r.output
+    assert not (tmp_path / "docs").exists() and "appended" not in r.output
 
 
 
@@ -215,7 +226,7 @@ def test_binary_sigmoid_model_trains_exports_and_runs(tmp_path):
     from kseg.runtime import Segmenter
 
     seg = Segmenter(tmp_path / "exp")
-    assert seg.model.output_shape == (1, 16, 24, 1)
+    assert seg.model.output_shape == (1, 16, 24, 2)  # (1 - p, p): what mobile clients read
     assert set(np.unique(seg.segment(np.zeros((30, 40, 3), np.uint8)))) <= {0, 1}
 
 
@@ -438,3 +449,31 @@ def test_mixed_float16_resume_follows_a_raised_epoch_count(tmp_path, monkeypatch
     optimizer = load_model(out / "last.keras").optimizer
     optimizer = getattr(optimizer, "inner_optimizer", optimizer)
     assert optimizer._learning_rate.total_steps == 3 * 6  # noqa: SLF001
+
+
+def test_a_config_json_with_an_unknown_key_is_refused_by_name(run_dir, tmp_path):
+    import shutil
+
+    from kseg.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match="unknown key.*tile_size"):
+        TrainConfig.from_json({**TrainConfig().to_json(), "tile_size": 64})
+    copy = tmp_path / "edited"
+    shutil.copytree(run_dir, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["tile_size"] = 64
+    (copy / "config.json").write_text(json.dumps(config))
+    for command in (("evaluate", copy), ("export", copy, "--out", tmp_path / "x")):
+        r = invoke(*command)
+        assert r.exit_code == 1 and "tile_size" in r.output and "config.json" in r.output, command
+
+
+def test_export_cleans_up_only_partial_folders_of_dead_exports(run_dir, tmp_path):
+    import os
+
+    live = tmp_path / f".exp.partial-{os.getppid()}"  # another export still at work
+    dead = tmp_path / ".exp.partial-999999999"  # left by a killed one
+    live.mkdir()
+    dead.mkdir()
+    assert invoke("export", run_dir, "--out", tmp_path / "exp").exit_code == 0
+    assert live.is_dir() and not dead.exists()

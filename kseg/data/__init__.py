@@ -48,10 +48,11 @@ def _shapes(arg, split, *, image_size=(128, 128), seed=0, count=None, **_):
 
 
 @register_loader("folder")
-def _folder(arg, split, *, classes=None, remap=None, ignore_index=255, val_fraction=0.2, seed=0, **_):
+def _folder(arg, split, *, classes=None, remap=None, ignore_index=255, val_fraction=0.2, seed=0,
+            val_split="random", **_):
     return FolderSource(
         arg, split, classes=classes, remap=remap, ignore_index=ignore_index,
-        val_fraction=val_fraction, seed=seed,
+        val_fraction=val_fraction, seed=seed, val_split=val_split,
     )
 
 
@@ -80,11 +81,12 @@ def _cityscapes(arg, split, *, remap=None, ignore_index=255, **_):
 
 
 @register_loader("coco")
-def _coco(arg, split, *, ignore_index=255, val_fraction=0.2, seed=0, coco_images=None, **_):
+def _coco(arg, split, *, ignore_index=255, val_fraction=0.2, seed=0, coco_images=None,
+          val_split="random", **_):
     from kseg.data.coco import CocoSource
 
     return CocoSource(arg, split, images_dir=coco_images, ignore_index=ignore_index,
-                      val_fraction=val_fraction, seed=seed)
+                      val_fraction=val_fraction, seed=seed, val_split=val_split)
 
 
 @register_loader("tfds")

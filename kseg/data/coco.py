@@ -38,7 +38,7 @@ def _find_image(file_name, folders):
 
 class CocoSource(PairSource):
     def __init__(self, path, split="train", images_dir=None, masks_dir=None, ignore_index=255,
-                 val_fraction=0.2, seed=0):
+                 val_fraction=0.2, seed=0, val_split="random"):
         super().__init__()
         path = Path(path)
         if not path.is_file():
@@ -78,7 +78,7 @@ class CocoSource(PairSource):
         if val_fraction and split not in ("train", "val"):
             raise SplitNotFound(path, [(path, f"no split {split!r}: this annotation file is split "
                                         f"into train and val by --val-fraction")])
-        ids = carve_split(sorted(by_id), split, val_fraction, seed)
+        ids = carve_split(sorted(by_id), split, val_fraction, seed, val_split)
         self.where = f"{path} (COCO {kind}, {split}: {len(ids)} of {len(by_id)} images)"
 
         if self.panoptic:

@@ -58,6 +58,7 @@ class FolderSource(PairSource):
         ignore_index=255,
         val_fraction=0.2,
         seed=0,
+        val_split="random",
     ):
         super().__init__()
         root = Path(root)
@@ -96,9 +97,10 @@ class FolderSource(PairSource):
             raise SplitNotFound(base, [(base, f"no split {split!r}: this single folder has {have}; "
                                         "give a dataset that has it (e.g. --data OTHER_FOLDER)")])
         if val_fraction and split in ("train", "val"):
-            stems = carve_split(stems, split, val_fraction, seed)
+            stems = carve_split(stems, split, val_fraction, seed, val_split)
             self.where = (f"{base} ({split}: {len(stems)} of {len(images)} pairs, "
-                          f"val_fraction={val_fraction})")
+                          f"val_fraction={val_fraction}"
+                          + (f", val_split={val_split}" if val_split != "random" else "") + ")")
         self.pairs = [(images[s], labels[s]) for s in stems]
 
     def empty_problem(self):

@@ -9,6 +9,8 @@ Checking, streaming decode in ``tf.data`` and numpy loading are shared here.
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import re
+
 import numpy as np
 from PIL import Image
 
@@ -54,15 +56,36 @@ def read_classes(path):
     return tuple(names)
 
 
-def carve_split(keys, split, val_fraction, seed):
-    """Deterministically hold out ``val_fraction`` of ``keys`` as ``val``; the rest is ``train``."""
+VAL_SPLITS = ("random", "first", "last")
+
+
+def natural_key(key):
+    """Sort key that orders ``2.png`` before ``10.png`` (serial sections, video frames)."""
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(key))]
+
+
+def carve_split(keys, split, val_fraction, seed, val_split="random"):
+    """Deterministically hold out ``val_fraction`` of ``keys`` as ``val``; the rest is ``train``.
+
+    ``val_split``: ``random`` (a seeded draw), or ``first`` / ``last``: a contiguous block at the
+    start / end of the keys in natural order — for serial data (EM sections, video frames), where
+    a randomly drawn validation image has its near-identical neighbours in training."""
     keys = list(keys)
+    if val_split not in VAL_SPLITS:
+        raise ValueError(f"val_split must be one of {', '.join(VAL_SPLITS)}, got {val_split!r}")
     if not val_fraction or split not in ("train", "val") or len(keys) < 2:
         return keys
-    order = np.random.default_rng(seed).permutation(len(keys))
     n_val = max(1, int(round(len(keys) * float(val_fraction))))
-    chosen = order[len(keys) - n_val:] if split == "val" else order[: len(keys) - n_val]
-    return [keys[i] for i in sorted(chosen)]
+    if val_split == "random":
+        order = np.random.default_rng(seed).permutation(len(keys))
+        chosen = order[len(keys) - n_val:] if split == "val" else order[: len(keys) - n_val]
+        return [keys[i] for i in sorted(chosen)]
+    ordered = sorted(keys, key=natural_key)
+    block = ordered[:n_val] if val_split == "first" else ordered[len(keys) - n_val:]
+    if split == "val":
+        return block
+    held = set(block)
+    return [k for k in ordered if k not in held]
 
 
 class PairSource(Source):

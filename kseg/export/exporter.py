@@ -40,6 +40,24 @@ def _replace_folder(tmp, out, overwrite):
         os.replace(tmp, out)
 
 
+def _process_alive(pid):
+    """Whether process ``pid`` (a string from a folder name) still runs on this machine: its
+    partial export is then its own business, not a leftover to clean up."""
+    try:
+        pid = int(pid)
+    except ValueError:
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def representative_images(config, count):
     """Up to ``count`` training images at the export size (for int8 calibration), spread over the
     set in a fixed pseudo-random order (read in one pass, so sources that only stream work too)."""
@@ -88,7 +106,7 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
     out = Path(out)
     if out.exists() and not overwrite:
         raise ExportError(f"{out} already exists; pass --overwrite to replace it")
-    config = TrainConfig.from_json(run.config())
+    config = TrainConfig.from_json(run.config(), where=str(run.file("config.json")))
     classes = run.config()["classes"]
     trained = training_record(run)  # a damaged sessions.json fails here, before the slow work
     height, width = config.image_size
@@ -106,7 +124,8 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
 
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in out.parent.glob(f".{out.name}.partial-*"):  # left by a killed export
-        shutil.rmtree(stale, ignore_errors=True)
+        if not _process_alive(stale.name.rsplit("-", 1)[-1]):
+            shutil.rmtree(stale, ignore_errors=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     tmp.mkdir()
     try:

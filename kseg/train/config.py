@@ -13,6 +13,7 @@ class TrainConfig:
     remap: dict = dataclasses.field(default_factory=dict)
     ignore_index: int = DEFAULT_IGNORE_INDEX
     val_fraction: float = 0.2
+    val_split: str = "random"  # random | first | last: which pairs --val-fraction holds out
     image_size: tuple = (128, 128)
     crop: tuple = None  # train on random (height, width) windows of the image_size examples
     model: str = "unet"
@@ -73,6 +74,8 @@ class TrainConfig:
             problems.append(f"learning_rate must be positive, got {self.learning_rate}")
         if not 0 <= float(self.val_fraction) < 1:
             problems.append(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.val_split not in ("random", "first", "last"):
+            problems.append(f"val_split must be random, first or last, got {self.val_split!r}")
         from kseg.data.balance import METHODS
 
         cw = self.class_weights
@@ -106,6 +109,7 @@ class TrainConfig:
             "remap": self.remap,
             "ignore_index": self.ignore_index,
             "val_fraction": self.val_fraction,
+            "val_split": self.val_split,
             "image_size": self.image_size,
             "seed": self.seed,
             "tfds_data_dir": self.tfds_data_dir,
@@ -121,11 +125,18 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_json(cls, d):
+    def from_json(cls, d, where="config.json"):
+        """The configuration stored in a run's config.json; a key this kseg does not know (a
+        config from a newer kseg, or edited by hand) is an error naming it, not silently
+        dropped."""
         d = dict(d)
         d.pop("kseg_version", None)
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)} (written by a newer "
+                             f"kseg, or edited?); this kseg knows: {', '.join(sorted(names))}")
+        return cls(**d)
 
     def open_source(self, split):
         """The ``train`` or ``val`` split this configuration names (kseg.data sources)."""

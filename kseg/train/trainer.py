@@ -351,7 +351,7 @@ def summary(run):
 
 def _normalized(stored):
     """A stored config.json in today's form: options added since it was written get defaults."""
-    out = TrainConfig.from_json(stored).to_json()
+    out = TrainConfig.from_json(stored, where="the run folder's config.json").to_json()
     out["classes"] = stored.get("classes")
     return out
 
