@@ -26,5 +26,5 @@ def test_tensorflow_noise_only_with_verbose(tmp_path):
     assert "model_int8.tflite" in proc.stdout
     shown = [line for line in proc.stderr.splitlines() if any(n in line for n in NOISE)]
     assert not shown, shown
-    proc = _run("--verbose", "data", "check", "shapes:8", "--split", "train", cwd=tmp_path)
+    proc = _run("--verbose", "evaluate", str(run), cwd=tmp_path)
     assert proc.returncode == 0 and any(n in proc.stderr for n in NOISE)

@@ -37,7 +37,7 @@ class TrainBatches(keras.utils.PyDataset):
     ``processes`` (default: ``default_processes()``) builds batches in worker processes instead
     of threads. Augmentation is Python-heavy, and loader threads in the training process compete
     with the training loop for the GIL: on the 2-core CPU, 16 augmenting threads slowed a small
-    JAX train step 11x (`tools/bench_jax_train.py --contention 16`, docs/benchmarks.md).
+    JAX train step 11x (`benchmarks/bench_jax_train.py --contention 16`, docs/benchmarks.md).
     Processes only help where cores are spare (16 of them on 2 cores: 47x slower), hence the
     default. They are started with ``spawn`` (not a fork of a multithreaded JAX process), import
     no Keras, and each keeps its own example cache (memory: processes x the decoded dataset).

@@ -10,7 +10,7 @@ batch; steps alternate between the two models so machine noise hits both alike.
 keras-hub is not a kseg dependency: install it in the benchmark's own environment, e.g.
 
     python -m venv --system-site-packages /tmp/peer-env && /tmp/peer-env/bin/pip install keras-hub
-    /tmp/peer-env/bin/python tools/bench_train_peer.py --size 512 --batch-size 2 --out docs/benchmarks.md
+    /tmp/peer-env/bin/python benchmarks/bench_train_peer.py --size 512 --batch-size 2 --out docs/benchmarks.md
 """
 
 import argparse
@@ -124,7 +124,7 @@ def main(argv=None):
     rate = {name: b / float(np.median(t)) for name, t in times.items()}
     ratio = rate["kseg"] / rate[peer_name]
     lines = [
-        f"Command: `python tools/bench_train_peer.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
+        f"Command: `python benchmarks/bench_train_peer.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
         "",
         ("U-Net (depth 4, 16 base filters, batch norm, bilinear up-sampling)" if args.backbone == "unet"
          else f"DeepLabv3+ {args.backbone} (output stride 32, plain-conv ASPP, keras-hub's head)")

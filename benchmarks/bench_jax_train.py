@@ -1,7 +1,7 @@
 """Where Keras-on-JAX training time goes: the model's train step alone (synthetic batches on the
 device) vs kseg's numpy loader (TrainBatches) feeding it, in one run.
 
-    KERAS_BACKEND=jax python tools/bench_jax_train.py --data camvid:PATH [--size 512 512]
+    KERAS_BACKEND=jax python benchmarks/bench_jax_train.py --data camvid:PATH [--size 512 512]
         [--batch 16] [--steps 30] [--policies mixed_bfloat16,float32] [--loader-only]
 
 Prints images/s for: the loader in 1 thread; the loader in N threads with OpenCV's own thread pool

@@ -2,7 +2,7 @@
 same architecture and weights, measured side by side in one run: latency (median and p90 over
 ``--runs`` invocations after warm-up, ai-edge-litert/XNNPACK), argmax agreement, op counts.
 
-    python tools/bench_naive_export.py --size 512 --threads 2 --runs 50 --out docs/benchmarks.md
+    python benchmarks/bench_naive_export.py --size 512 --threads 2 --runs 50 --out docs/benchmarks.md
 
 Weights are random but batch-norm statistics are randomised too, so an unfolded BN would show.
 """
@@ -111,7 +111,7 @@ def main(argv=None):
     agree = float(np.mean(np.argmax(naive_out, -1) == np.argmax(our_out, -1)))
     speedup = np.median(naive_ms) / np.median(our_ms)
     lines = [
-        f"Command: `python tools/bench_naive_export.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
+        f"Command: `python benchmarks/bench_naive_export.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
         "",
         f"DeepLabv3+ MobileNetV2, {size}x{size}, 21 classes, batch 1, {args.threads} threads, "
         f"{args.runs} runs after 5 warm-up runs, same weights.",

@@ -2,7 +2,7 @@
 windows, same model and loss, measured one after the other in one process (random data; the step
 alone, no input pipeline).
 
-    python tools/bench_crop_step.py --size 512 512 --crop 256 256 --batch 4 --out docs/benchmarks.md
+    python benchmarks/bench_crop_step.py --size 512 512 --crop 256 256 --batch 4 --out docs/benchmarks.md
 """
 
 import argparse
@@ -60,7 +60,7 @@ def main(argv=None):
         print(f"{label} {size[0]}x{size[1]} batch {args.batch}: {s:.3f} s/step", flush=True)
     whole = rows[0][2]
     opts = " ".join(f"-o {o}" for o in args.option)
-    lines = [f"Command: `python tools/bench_crop_step.py --model {args.model} {opts} --size "
+    lines = [f"Command: `python benchmarks/bench_crop_step.py --model {args.model} {opts} --size "
              f"{args.size[0]} {args.size[1]} --crop {args.crop[0]} {args.crop[1]} --batch "
              f"{args.batch} --loss {args.loss}` (Keras on TensorFlow, {os.cpu_count()} cores, "
              f"median of {args.steps} steps after one traced step, random data).", "",

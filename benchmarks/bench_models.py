@@ -1,7 +1,7 @@
 """Model zoo table for docs/models.md: parameters, multiply-adds at 512x512, TFLite size, float32
 and int8 latency at 512x512 on this machine (ai-edge-litert, XNNPACK, batch 1), the op list.
 
-    python tools/bench_models.py --threads 2 --runs 20 --out docs/models.md
+    python benchmarks/bench_models.py --threads 2 --runs 20 --out docs/models.md
 
 Random weights (latency and size do not depend on them); int8 calibrated on random images.
 """
@@ -81,7 +81,7 @@ def main():
     lines = [
         "# Model zoo",
         "",
-        f"Measured with `python tools/bench_models.py --threads {args.threads} --runs {args.runs}"
+        f"Measured with `python benchmarks/bench_models.py --threads {args.threads} --runs {args.runs}"
         f"{' --only ' + args.only if args.only else ''}` on {platform.machine()} "
         f"({os.cpu_count()} cores), {args.size}x{args.size} input, {args.classes} classes, default widths, "
         f"random weights; latency = median of {args.runs} runs after 3 warm-up runs, ai-edge-litert with "

@@ -1,6 +1,6 @@
 """Side-by-side latency of the shipped CamVid models, in one process, as ratios.
 
-    python tools/bench_camvid_models.py exported/camvid exported/camvid-fast --runs 30
+    python benchmarks/bench_camvid_models.py exported/camvid exported/camvid-fast --runs 30
 
 Every .tflite of every folder is timed on the same 360x480 image (a CamVid val image when
 ../shared/data is present) with ai-edge-litert (XNNPACK, batch 1) at 1 and 2 threads. The files

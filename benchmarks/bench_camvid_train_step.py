@@ -3,7 +3,7 @@ recipes' model options, class-weighted CE, AdamW) of each model, timed in one pr
 seconds an epoch of CamVid's 367 training images would take at that rate (46 steps; the input
 pipeline and validation come on top). Random data; medians after one traced step.
 
-    python tools/bench_camvid_train_step.py --steps 5
+    python benchmarks/bench_camvid_train_step.py --steps 5
 """
 
 import argparse

@@ -1,7 +1,7 @@
 """What test-time augmentation buys on a run's validation data: mIoU and per-class IoU without and
 with TTA, measured in one process on the same checkpoint.
 
-    python tools/bench_tta.py runs/camvid --tta flip,scales=0.75,1,1.25 \
+    python benchmarks/bench_tta.py runs/camvid --tta flip,scales=0.75,1,1.25 \
         --tta flip,rotate=-10,-5,5,10,scales=0.75,1,1.25 --out docs/benchmarks.md
 """
 
@@ -44,7 +44,7 @@ def main(argv=None):
         print(f"{spec or 'no TTA'}: mIoU {result['miou']:.4f}", flush=True)
     base = rows[0][1]
     lines = [
-        f"Command: `python tools/bench_tta.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
+        f"Command: `python benchmarks/bench_tta.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
         "",
         f"Checkpoint `{ref.model_path}` on {base['images']} images of {base['data']}"
         + (f"; batch-norm statistics recomputed on {args.precise_bn} training batches first."

@@ -2,7 +2,7 @@
 (decode + resize + augmentation) next to images/s consumed by a training step of DeepLabv3+
 MobileNetV2 at the same size, measured one after the other in one run on this machine.
 
-    python tools/bench_pipeline.py --data camvid:../shared/data/camvid --augment strong \
+    python benchmarks/bench_pipeline.py --data camvid:../shared/data/camvid --augment strong \
         --copy-paste 0.5 --object-transform 0.3 --out docs/benchmarks.md
 
 Falls back to the built-in shapes data where CamVid is absent. Goal: ratio >= 1.5.
@@ -81,7 +81,7 @@ def main(argv=None):
     aug_text = (f"`{args.augment}`" + (f", copy-paste {args.copy_paste}" if args.copy_paste else "")
                 + (f", object moves {args.object_transform}" if args.object_transform else ""))
     body = "\n".join([
-        f"Command: `python tools/bench_pipeline.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
+        f"Command: `python benchmarks/bench_pipeline.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
         "",
         f"Data: {source.where}, {size[0]}x{size[1]}, batch {args.batch_size}; augmentation {aug_text}.",
         "",
