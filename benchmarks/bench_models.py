@@ -17,7 +17,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-COMBOS = [("unet", None)] + [
+COMBOS = [("unet", None), ("fastscnn", None)] + [
     (m, b) for m in ("fcn32s", "fcn16s", "fcn8s", "deeplabv3", "deeplabv3plus")
     for b in ("mobilenetv2", "resnet18", "resnet50")
 ]
