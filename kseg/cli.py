@@ -7,9 +7,19 @@ import sys
 
 import click
 
-from kseg import DEFAULT_IGNORE_INDEX
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out
+
+
+def _default(field):
+    """``TrainConfig``'s default for ``field``: the one source of the defaults ``kseg train``
+    shows and uses (tests/test_cli_output.py checks every option against it)."""
+    import dataclasses
+
+    from kseg.train.config import TrainConfig
+
+    f = next(f for f in dataclasses.fields(TrainConfig) if f.name == field)
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
 
 
 def _parse_options(items):
@@ -87,11 +97,11 @@ def data_options(f):
         click.option("--classes", help="Comma-separated class names (default: classes.txt)."),
         click.option("--remap", help="Label value rewrites FROM:TO[,...]; TO may be 'ignore' "
                      "(e.g. 11:ignore for CamVid, 255:1 for ISBI)."),
-        click.option("--ignore-index", type=int, default=DEFAULT_IGNORE_INDEX, show_default=True),
-        click.option("--val-fraction", type=float, default=0.2, show_default=True,
+        click.option("--ignore-index", type=int, default=_default("ignore_index"), show_default=True),
+        click.option("--val-fraction", type=float, default=_default("val_fraction"), show_default=True,
                      help="Share of a single folder (or COCO file) held out for validation."),
         click.option("--val-split", type=click.Choice(["random", "first", "last"]),
-                     default="random", show_default=True,
+                     default=_default("val_split"), show_default=True,
                      help="Which pairs --val-fraction holds out: a seeded random draw, or a "
                      "contiguous block at the start/end in natural name order (serial data: "
                      "EM sections, video frames, whose neighbours would flatter the score)."),
@@ -121,13 +131,13 @@ def main(ctx, verbose):
 
 
 @main.command()
-@click.option("--data", default="shapes", show_default=True,
+@click.option("--data", default=_default("data"), show_default=True,
               help="Dataset: shapes[:N] (built in), a folder with images/ and labels/, "
               "camvid:PATH[:split], voc:PATH[:split], cityscapes:PATH, coco:FILE.json, tfds:NAME[:split]; "
               "camvid:PATH:train+val joins splits (also voc, cityscapes).")
 @click.option("--val-data", help="Separate validation dataset (default: the data's val split).")
 @data_options
-@click.option("--model", default="unet", show_default=True,
+@click.option("--model", default=_default("model"), show_default=True,
               help="unet | fcn32s | fcn16s | fcn8s | deeplabv3 | deeplabv3plus")
 @click.option("--backbone", help="mobilenetv2 | resnet18 | resnet50 (FCN and DeepLab).")
 @click.option("--output-stride", type=click.Choice(["8", "16", "32"]), help="DeepLab output stride.")
@@ -137,55 +147,55 @@ def main(ctx, verbose):
               help="Model option, e.g. -o depth=4 -o base_filters=32 (repeatable).")
 @click.option("--sigmoid", is_flag=True, help="Binary task: one sigmoid output channel "
               "(trained with ce = binary cross-entropy, focal or dice) instead of two softmax ones.")
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--image-size", type=int, nargs=2, default=(128, 128), show_default=True,
+@click.option("--epochs", type=int, default=_default("epochs"), show_default=True)
+@click.option("--batch-size", type=int, default=_default("batch_size"), show_default=True)
+@click.option("--image-size", type=int, nargs=2, default=_default("image_size"), show_default=True,
               metavar="H W")
-@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True,
+@click.option("--repeat", type=click.IntRange(min=1), default=_default("repeat"), show_default=True,
               help="Passes over the training data per epoch (a small dataset: fewer, longer "
               "epochs, so less time validating; whatever counts epochs — warm-up, early "
               "stopping, precise BN — counts these longer ones).")
 @click.option("--crop", type=int, nargs=2, default=None, metavar="H W",
               help="Train on random H x W windows of the --image-size examples (after "
               "augmentation); validation and export stay at --image-size.")
-@click.option("--loss", default="ce", show_default=True,
+@click.option("--loss", default=_default("loss"), show_default=True,
               help="ce | focal | dice | tversky | lovasz, or a sum such as focal+dice.")
 @click.option("--loss-weights", help="Comma-separated weights of a summed loss, e.g. 1,1.")
-@click.option("--focal-gamma", type=float, default=2.0, show_default=True)
+@click.option("--focal-gamma", type=float, default=_default("focal_gamma"), show_default=True)
 @click.option("--class-weights", help="inverse | median-frequency | enet (computed from the "
               "training labels), or one comma-separated weight per class.")
-@click.option("--learning-rate", type=float, default=1e-3, show_default=True)
-@click.option("--weight-decay", type=float, default=1e-4, show_default=True)
-@click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default="adamw", show_default=True)
-@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
-@click.option("--schedule", type=click.Choice(["poly", "cosine", "constant"]), default="cosine",
+@click.option("--learning-rate", type=float, default=_default("learning_rate"), show_default=True)
+@click.option("--weight-decay", type=float, default=_default("weight_decay"), show_default=True)
+@click.option("--optimizer", type=click.Choice(["adamw", "sgd"]), default=_default("optimizer"), show_default=True)
+@click.option("--momentum", type=float, default=_default("momentum"), show_default=True, help="SGD momentum.")
+@click.option("--schedule", type=click.Choice(["poly", "cosine", "constant"]), default=_default("schedule"),
               show_default=True, help="Learning-rate schedule over the run (poly: DeepLab's).")
-@click.option("--poly-power", type=float, default=0.9, show_default=True)
-@click.option("--warmup-epochs", type=float, default=0.0, show_default=True,
+@click.option("--poly-power", type=float, default=_default("poly_power"), show_default=True)
+@click.option("--warmup-epochs", type=float, default=_default("warmup_epochs"), show_default=True,
               help="Linear warm-up from 0 over this many epochs.")
-@click.option("--early-stopping", type=int, default=None,
+@click.option("--early-stopping", type=int, default=_default("early_stopping"),
               help="Stop after this many epochs without a better val mIoU.")
-@click.option("--precise-bn", type=int, default=0, show_default=True,
+@click.option("--precise-bn", type=int, default=_default("precise_bn"), show_default=True,
               help="Recompute batch-norm statistics on N training batches after every epoch.")
-@click.option("--ema", type=float, default=0.0, show_default=True, metavar="DECAY",
+@click.option("--ema", type=float, default=_default("ema"), show_default=True, metavar="DECAY",
               help="Keep a moving average of the weights (decay per step, e.g. 0.99; 0 = off) "
               "and validate, checkpoint and export it instead of the last step's weights.")
 @click.option("--init-from", type=click.Path(exists=True), help="Start from the weights of this "
               "run folder or .keras file (layers matched by name and shape; a new head is fine).")
-@click.option("--augment", default="light", show_default=True,
+@click.option("--augment", default=_default("augment"), show_default=True,
               help="none | flip | light | strong, or an albumentations pipeline file (JSON/YAML).")
-@click.option("--copy-paste", type=float, default=0.0, show_default=True,
+@click.option("--copy-paste", type=float, default=_default("copy_paste"), show_default=True,
               help="Probability of pasting objects cut from another training image.")
 @click.option("--copy-paste-classes", help="Comma-separated classes whose objects are pasted or "
               "moved (default: all).")
-@click.option("--object-transform", type=float, default=0.0, show_default=True,
+@click.option("--object-transform", type=float, default=_default("object_transform"), show_default=True,
               help="Probability of shifting/scaling/mirroring one object (the hole is inpainted "
               "and ignored).")
 @click.option("--cache", "cache", default=None, help="Cache decoded examples: 'memory' or a file path.")
 @click.option("--fast-data", is_flag=True, help="Let parallel decoding reorder examples (resume no "
               "longer reproduces the exact batches).")
 @click.option("--strategy", type=click.Choice(["auto", "default", "mirrored", "multiworker"]),
-              default="auto", show_default=True, help="tf.distribute strategy; --batch-size is per "
+              default=_default("strategy"), show_default=True, help="tf.distribute strategy; --batch-size is per "
               "replica. multiworker reads TF_CONFIG (every worker runs the same command).")
 @click.option("--mixed-precision", is_flag=True, help="mixed_float16 on a TensorFlow GPU, "
               "mixed_bfloat16 on CPU and under JAX.")
@@ -194,7 +204,7 @@ def main(ctx, verbose):
               "a TensorFlow-free input pipeline; its .keras checkpoints export as usual.")
 @click.option("--jit-compile", is_flag=True, help="XLA-compile the train step under TensorFlow "
               "(always on under JAX).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=_default("seed"), show_default=True)
 @click.option("--stop-after", type=click.IntRange(min=1), help="End this call after N more epochs; "
               "the schedule still spans --epochs and the same command without it resumes.")
 @click.option("--out", required=True, help="Run folder, e.g. runs/NAME.")

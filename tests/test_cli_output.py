@@ -28,3 +28,32 @@ def test_tensorflow_noise_only_with_verbose(tmp_path):
     assert not shown, shown
     proc = _run("--verbose", "evaluate", str(run), cwd=tmp_path)
     assert proc.returncode == 0 and any(n in proc.stderr for n in NOISE)
+
+
+def test_kseg_train_options_default_to_train_config():
+    """One source of truth: every `kseg train` option that sets a TrainConfig field defaults to
+    the dataclass's default (or to what turns into it)."""
+    import dataclasses
+
+    from kseg.cli import main
+    from kseg.train.config import TrainConfig
+
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    translated = {"fast_data": ("deterministic", lambda v: not v),
+                  "copy_paste_classes": ("object_classes", lambda v: v),
+                  "options": ("model_options", lambda v: dict(v) if v else {}),
+                  "remap": ("remap", lambda v: v or {})}  # parsed: none given is no rewrite
+    checked = 0
+    for param in main.commands["train"].params:
+        name, convert = translated.get(param.name, (param.name, lambda v: v))
+        if name not in fields:
+            continue
+        f = fields[name]
+        want = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        default = None if type(param.default).__name__ == "Sentinel" else param.default  # unset
+        got = convert(default)
+        if isinstance(want, tuple):
+            got = tuple(got)
+        assert got == want, (param.name, got, want)
+        checked += 1
+    assert checked >= 35
