@@ -191,36 +191,89 @@ def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print, re
 
 
 def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_after=None):
+    """One training call, in named steps: open and check the data, prepare (or resume) the run
+    folder, stop if nothing is left to do, build or reload the model, assemble the callbacks,
+    fit, and summarise."""
     chief = is_chief()
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    global_batch = config.batch_size * replicas
-    train_src, val_src, report_ = open_checked_sources(config)
-    weights = resolve_class_weights(config, report_)
-    for warning in report_.warnings():
-        log(f"warning: {report_.where}: {warning}")
-    num_classes = len(train_src.classes)
+    train_src, val_src, weights = _checked_data(config, log)
+    run, state = _prepared_run(config, out, overwrite, chief, train_src)
+    done = state["epoch"]
+    finished = _nothing_left(config, run, state, log)
+    if finished is not None:
+        return finished
+
+    if chief:
+        run.add_session(session_entry(done, replicas, policy))
+    keras.utils.set_random_seed(config.seed + done)
+    train_ds, val_ds, steps = _datasets(config, train_src, val_src,
+                                        config.batch_size * replicas, done)
+    model = _model(config, run, done, strategy, steps, len(train_src.classes), weights, log)
+    _describe(config, model, train_src, val_src, weights, steps, replicas, policy, log)
+    multiworker = strategy is not None and is_multiworker(strategy)
+    callbacks = _callbacks(config, run, state, steps, train_src, val_ds, replicas, chief,
+                           tensorboard=chief and not multiworker and strategy is not None, log=log)
+
+    t0 = time.time()
+    end = config.epochs if stop_after is None else min(config.epochs, done + int(stop_after))
+    if multiworker:  # Keras 3 fit cannot train under MultiWorkerMirroredStrategy
+        fit_distributed(model, strategy, train_ds, val_ds, epochs=end, initial_epoch=done,
+                        steps=steps, callbacks=callbacks, num_classes=len(train_src.classes),
+                        ignore_index=config.ignore_index, chief=chief, log=log)
+    else:
+        model.fit(
+            train_ds,
+            epochs=end,
+            initial_epoch=done,
+            steps_per_epoch=steps if strategy is not None else None,
+            validation_data=val_ds,
+            callbacks=callbacks,
+            shuffle=False,  # the pipeline shuffles, per epoch and seeded
+            verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
+        )
+    if not chief:
+        return {"run": str(run.path), "chief": False, "weights": model.get_weights()}
+    return _result(run, t0, report, strategy, log)
+
+
+def _checked_data(config, log):
+    """(train source, val source, class weights or None), every pair checked first."""
+    train_src, val_src, report = open_checked_sources(config)
+    weights = resolve_class_weights(config, report)
+    for warning in report.warnings():
+        log(f"warning: {report.where}: {warning}")
     if config.init_from:
         init_model_path(config.init_from)  # fail before the run folder is written
+    return train_src, val_src, weights
+
+
+def _prepared_run(config, out, overwrite, chief, train_src):
+    """The run folder (written by the chief; a new run, or this configuration's to resume) and
+    its state."""
     run = RunDir(out)
     cfg = config.to_json()
     cfg["classes"] = list(train_src.classes)
     state = run.prepare(cfg, overwrite=overwrite, normalize=_normalized) if chief else run.state()
+    return run, state
 
+
+def _nothing_left(config, run, state, log):
+    """The run's summary when it has finished all its epochs or stopped early, else None."""
     done = state["epoch"]
     if done >= config.epochs:
         log(f"{run.path}: all {config.epochs} epochs already finished (best val mIoU "
             f"{state['best_miou']:.4f}); nothing to do")
         return summary(run)
-
     if config.early_stopping and done and epochs_since_best(run.metrics()) >= config.early_stopping:
         log(f"{run.path}: stopped early after epoch {done} (no better val mIoU for "
             f"{config.early_stopping} epochs); nothing to do")
         return summary(run)
+    return None
 
-    if chief:
-        run.add_session(session_entry(done, replicas, policy))
-    keras.utils.set_random_seed(config.seed + done)
-    train_ds, val_ds, steps = _datasets(config, train_src, val_src, global_batch, done)
+
+def _model(config, run, done, strategy, steps, num_classes, weights, log):
+    """The model to train: built and compiled (from ``--init-from`` weights if asked), or the
+    last checkpoint of a resumed run with its schedule rebuilt over the whole run."""
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         if done:
             log(f"resuming {run.path} after epoch {done} from {run.checkpoint_path()}")
@@ -230,11 +283,14 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_
             # steps: mixed float16 wraps it in a LossScaleOptimizer, whose own rate is unused)
             inner = getattr(model.optimizer, "inner_optimizer", model.optimizer)
             inner._learning_rate = make_schedule(config, steps)  # noqa: SLF001
-        else:
-            model = build_model(config, num_classes)
-            if config.init_from:
-                log(init_weights(model, config.init_from))
-            model = compile_model(model, config, num_classes, steps, weights)
+            return model
+        model = build_model(config, num_classes)
+        if config.init_from:
+            log(init_weights(model, config.init_from))
+        return compile_model(model, config, num_classes, steps, weights)
+
+
+def _describe(config, model, train_src, val_src, weights, steps, replicas, policy, log):
     if weights is not None and not losses.uses_class_weights(config.loss):
         log(f"warning: --loss {config.loss} takes no class weights (ce and focal do); unused")
     elif weights is not None:
@@ -247,6 +303,13 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_
         + (f", {replicas} replicas x batch {config.batch_size}" if replicas > 1 else "")
         + (f", {policy}" if policy != "float32" else ""))
 
+
+def _callbacks(config, run, state, steps, train_src, val_ds, replicas, chief, tensorboard, log):
+    """The callbacks, in the order they must run at each epoch's end: non-finite stop; the
+    weight averages (and precise BN) swapped in for validation; the epoch committed (chief);
+    early stopping (chief, shared with workers by ``fit_distributed``); TensorBoard; the raw
+    weights swapped back."""
+    done = state["epoch"]
     bn_batches = None
     if config.precise_bn and replicas == 1:  # one replica: eager forward passes update BN
         bn_batches = training_batches(train_src, config.image_size, config.batch_size,
@@ -266,35 +329,19 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_
         callbacks.append(CommitEpoch(run, best_miou=state["best_miou"]))
     if config.early_stopping and chief:  # the chief decides; fit_distributed tells the workers
         callbacks.append(EarlyStopOnMiou(run, config.early_stopping, log=log))
-    multiworker = strategy is not None and is_multiworker(strategy)
-    if chief and not multiworker and strategy is not None:  # TensorBoard writers need TensorFlow
+    if tensorboard:  # TensorBoard writers need TensorFlow
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.file("logs")), write_graph=False))
         samples = next(iter(val_ds.unbatch().take(4).batch(4)))
         callbacks.append(OverlaySamples(run.file("logs") / "overlays", samples[0].numpy(),
-                                        samples[1].numpy(), num_classes, config.ignore_index))
+                                        samples[1].numpy(), len(train_src.classes),
+                                        config.ignore_index))
     if restore is not None:
         callbacks.append(restore)
-    if verbose is None:
-        verbose = 1 if sys.stdout.isatty() else 2
-    t0 = time.time()
-    end = config.epochs if stop_after is None else min(config.epochs, done + int(stop_after))
-    if multiworker:  # Keras 3 fit cannot train under MultiWorkerMirroredStrategy
-        fit_distributed(model, strategy, train_ds, val_ds, epochs=end, initial_epoch=done,
-                        steps=steps, callbacks=callbacks, num_classes=num_classes,
-                        ignore_index=config.ignore_index, chief=chief, log=log)
-    else:
-        model.fit(
-            train_ds,
-            epochs=end,
-            initial_epoch=done,
-            steps_per_epoch=steps if strategy is not None else None,
-            validation_data=val_ds,
-            callbacks=callbacks,
-            shuffle=False,  # the pipeline shuffles, per epoch and seeded
-            verbose=verbose,
-        )
-    if not chief:
-        return {"run": str(run.path), "chief": False, "weights": model.get_weights()}
+    return callbacks
+
+
+def _result(run, t0, report, strategy, log):
+    """The run's summary after this call, with report.html written where TensorFlow trained."""
     result = summary(run)
     result["train_seconds_this_session"] = round(time.time() - t0, 1)
     if report and strategy is None:
