@@ -114,7 +114,7 @@ def data_options(f):
 
 # commands that run on TensorFlow (imported quietly up front unless --verbose)
 TENSORFLOW_COMMANDS = ("train", "evaluate", "predict", "export", "benchmark", "report",
-                       "quickstart", "data", "upgrade")
+                       "quickstart", "data", "upgrade", "pack")
 
 
 @click.group()
@@ -433,6 +433,36 @@ def demo(folder, out, sample, runtime_dir, overwrite, serve, port):
         click.echo("stopped")
     finally:
         server.server_close()
+
+
+@main.command()
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--last", type=int, default=10, show_default=True, help="Epochs in the tail mean.")
+@click.option("--upto", type=int, help="Summarise only the first N epochs of each run.")
+def compare(runs, last, upto):
+    """Compare RUNS by their validation curves: best epoch, last-N and all-epoch means."""
+    from kseg.train.runs import compare as compare_runs, format_comparison
+
+    try:
+        rows = compare_runs(runs, last=last, upto=upto)
+    except ValueError as exc:
+        _fail(exc)
+    click.echo(format_comparison(rows, last))
+
+
+@main.command()
+@click.argument("run")
+@click.argument("dest")
+def pack(run, dest):
+    """Copy RUN to DEST without its optimizer state (to move a result off a training machine;
+    DEST evaluates and exports, it cannot resume)."""
+    from kseg.train.runs import pack as pack_run
+
+    try:
+        path = pack_run(run, dest)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(exc)
+    click.echo(f"{path}: {path.stat().st_size / 1e6:.1f} MB")
 
 
 @main.command()

@@ -111,7 +111,9 @@ def test_pack_run_drops_the_optimizer_and_keeps_the_weights(tmp_path):
     model.save(run / "best.keras")
     for name in ("config.json", "state.json", "metrics.json"):
         (run / name).write_text("{}")
-    packed = _tool("pack_run").pack(run, tmp_path / "packed")
+    from kseg.train.runs import pack
+
+    packed = pack(run, tmp_path / "packed")
     assert _has_optimizer_state(run / "best.keras") and not _has_optimizer_state(packed)
     assert sorted(p.name for p in packed.parent.iterdir()) == [
         "best.keras", "config.json", "metrics.json", "state.json"]
@@ -207,21 +209,26 @@ def test_orientation_check_finds_a_label_offset_and_a_frame_bound_model():
     assert tool.boundary_error_shares(one_class, 1 - one_class)[0] == {1: 0.0, 2: 0.0, 3: 0.0, 5: 0.0}
 
 
-def test_compare_runs_summarises_best_tail_and_whole_curve(tmp_path, capsys):
-    tool = _tool("compare_runs")
+def test_compare_runs_summarises_best_tail_and_whole_curve(tmp_path):
+    from click.testing import CliRunner
+
+    from kseg.cli import main
+    from kseg.train.runs import curve_summary
+
     entries = [{"epoch": i + 1, "val_miou": m, "val_pixel_accuracy": a, "pixel_accuracy": t}
                for i, (m, a, t) in enumerate([(0.5, 0.8, 0.7), (0.9, 0.95, 0.8), (0.6, 0.85, 0.9),
                                               (0.7, 0.9, 1.0)])]
-    s = tool.curve_summary(entries, last=2)
+    s = curve_summary(entries, last=2)
     assert s["best_epoch"] == 2 and s["best"] == (0.95, 0.9)
     assert s["last"] == pytest.approx((0.875, 0.65)) and s["train_last"] == pytest.approx(0.95)
     assert s["all"] == pytest.approx((0.875, 0.675)) and s["epochs"] == 4
     run = tmp_path / "run"
     run.mkdir()
     (run / "metrics.json").write_text(json.dumps(entries))
-    tool.main([str(run), "--last", "2"])
-    assert "0.9500 / 0.9000 0.8750 / 0.6500" in capsys.readouterr().out
-    tool.main([str(run), "--last", "2", "--upto", "1"])  # epoch 1 alone
-    assert "0.8000 / 0.5000 0.8000 / 0.5000 0.8000 / 0.5000    0.7000" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        tool.main([str(tmp_path / "missing")])
+    r = CliRunner().invoke(main, ["compare", str(run), "--last", "2"])
+    assert r.exit_code == 0 and "0.9500 / 0.9000 0.8750 / 0.6500" in r.output
+    r = CliRunner().invoke(main, ["compare", str(run), "--last", "2", "--upto", "1"])  # epoch 1
+    assert "0.8000 / 0.5000 0.8000 / 0.5000 0.8000 / 0.5000    0.7000" in r.output
+    r = CliRunner().invoke(main, ["compare", str(tmp_path / "missing")])
+    assert r.exit_code == 1 and "metrics.json" in r.output
+    assert CliRunner().invoke(main, ["compare", str(run), "--last", "0"]).exit_code == 1

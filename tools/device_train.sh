@@ -29,7 +29,7 @@
 #   isbi-d3     tools/train_isbi.sh, U-Net base 32, depth 3 (1.9 M parameters, the shipped model's size)
 # both ISBI runs on batches of 16 256x256 windows, each pair drawn 16 times per epoch.
 # What comes back under $OUT (at most 8 files of 16 MiB): NAME.log and NAME.tar (run folder without
-# optimizer state, tools/pack_run.py; isbi-d4's in 15 MiB parts) per run; unpack into runs/ and
+# optimizer state, kseg pack; isbi-d4's in 15 MiB parts) per run; unpack into runs/ and
 # `kseg export` them here.
 set -uo pipefail
 STAGE=${1:-first}
@@ -53,7 +53,7 @@ launch() {  # NAME LOADER_PROCESSES SCRIPT ARGS... (env: EXTRA, BACKEND)
   (
     KSEG_LOADER_PROCESSES=$procs timeout $(( BUDGET_S + 60 )) bash "$@" > "$OUT/$name.log" 2>&1
     # packed as soon as it ends; a file over 15 MiB comes back in parts (cat NAME.tar.part* > NAME.tar)
-    python3 tools/pack_run.py "runs/$name" "/tmp/packed/$name" >> "$OUT/$name.log" 2>&1 &&
+    kseg pack "runs/$name" "/tmp/packed/$name" >> "$OUT/$name.log" 2>&1 &&
       tar cf "/tmp/packed/$name.tar" -C "/tmp/packed/$name" . &&
       if [ "$(stat -c %s "/tmp/packed/$name.tar")" -gt 15728640 ]; then
         split -b 15M -d "/tmp/packed/$name.tar" "$OUT/$name.tar.part"
