@@ -138,7 +138,7 @@ def main(ctx, verbose):
 @click.option("--val-data", help="Separate validation dataset (default: the data's val split).")
 @data_options
 @click.option("--model", default=_default("model"), show_default=True,
-              help="unet | fcn32s | fcn16s | fcn8s | deeplabv3 | deeplabv3plus")
+              help="unet | fcn32s | fcn16s | fcn8s | deeplabv3 | deeplabv3plus | fastscnn")
 @click.option("--backbone", help="mobilenetv2 | resnet18 | resnet50 (FCN and DeepLab).")
 @click.option("--output-stride", type=click.Choice(["8", "16", "32"]), help="DeepLab output stride.")
 @click.option("--weights", help="Backbone weights: 'imagenet' (downloads) or a keras.applications "
