@@ -204,6 +204,9 @@ def main(ctx, verbose):
               "a TensorFlow-free input pipeline; its .keras checkpoints export as usual.")
 @click.option("--jit-compile", is_flag=True, help="XLA-compile the train step under TensorFlow "
               "(always on under JAX).")
+@click.option("--time-budget", help="Wall-clock budget for the whole run (5400, 90m, 2h, "
+              "1h30m): after a 3-epoch probe the epoch count (at most --epochs) is fitted to it "
+              "and the schedule rebuilt to end on time; kept in RUN/budget.json on resume.")
 @click.option("--seed", type=int, default=_default("seed"), show_default=True)
 @click.option("--stop-after", type=click.IntRange(min=1), help="End this call after N more epochs; "
               "the schedule still spans --epochs and the same command without it resumes.")
@@ -215,8 +218,8 @@ def train(data, val_data, data_opts, model, backbone,
           weight_decay, optimizer, momentum, schedule, poly_power, warmup_epochs, early_stopping,
           precise_bn, ema, init_from,
           augment, copy_paste, copy_paste_classes, object_transform, cache,
-          fast_data, strategy, mixed_precision, backend, jit_compile, seed, stop_after, out,
-          overwrite):
+          fast_data, strategy, mixed_precision, backend, jit_compile, time_budget, seed,
+          stop_after, out, overwrite):
     """Train a model; the same command resumes an interrupted run."""
     current = os.environ.get("KERAS_BACKEND", "tensorflow")
     if backend and backend != current:  # the backend is fixed when keras is imported: re-run
@@ -234,6 +237,13 @@ def train(data, val_data, data_opts, model, backbone,
     from kseg.train import train as run_training
 
     options = _parse_options(options)
+    if time_budget is not None:
+        from kseg.train.budget import parse_duration
+
+        try:
+            time_budget = parse_duration(time_budget)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--time-budget") from None
     for key, value in (("backbone", backbone), ("output_stride", output_stride), ("weights", weights)):
         if value is not None:
             options[key] = int(value) if key == "output_stride" else value
@@ -251,6 +261,7 @@ def train(data, val_data, data_opts, model, backbone,
             object_classes=_split_classes(copy_paste_classes),
             cache=True if cache == "memory" else cache, deterministic=not fast_data, seed=seed,
             strategy=strategy, mixed_precision=mixed_precision, jit_compile=jit_compile,
+            time_budget=time_budget,
         )
         result = run_training(config, out, overwrite=overwrite, stop_after=stop_after)
     except (DatasetError, ModelConfigError, RunConflictError, ValueError) as exc:

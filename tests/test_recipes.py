@@ -25,7 +25,7 @@ def _tool(name):
 
 
 def test_budget_leaves_out_the_tracing_epoch_and_keeps_room_to_resume():
-    fit = _tool("budget_epochs").fit_epochs
+    from kseg.train.budget import fit_epochs as fit
     metrics = [{"seconds": 300.0}, {"seconds": 10.0}, {"seconds": 12.0}]
     # 1000 s budget, 330 s spent: (1000 - 330 - 2 * 12 - 60) // 12 = 48 more epochs
     assert fit(metrics, 1000, 330, 3) == (51, 12.0)
@@ -34,6 +34,56 @@ def test_budget_leaves_out_the_tracing_epoch_and_keeps_room_to_resume():
     assert fit(metrics, 1000, 330, 3, retrace_s=120) == (46, 12.0)
     with pytest.raises(ValueError, match="probe epochs"):
         fit(metrics[:2], 1000, 0, 3)
+
+
+def test_durations_for_the_time_budget():
+    from kseg.train.budget import parse_duration
+
+    assert parse_duration("5400") == 5400 and parse_duration("90m") == 5400
+    assert parse_duration("2h") == 7200 and parse_duration("1h30m") == 5400
+    assert parse_duration("45s") == 45
+    for bad in ("2 days", "h", "1x", ""):
+        with pytest.raises(ValueError, match="duration"):
+            parse_duration(bad)
+
+
+def test_time_budget_fits_the_epoch_count_and_keeps_it_on_resume(tmp_path, monkeypatch):
+    """A tiny budget: the 3-epoch probe is all the run gets; a large one: capped at --epochs.
+    A resumed call keeps the count chosen first."""
+    from click.testing import CliRunner
+
+    from kseg.cli import main
+
+    def run(out, budget, epochs):
+        return CliRunner().invoke(main, [
+            "train", "--data", "shapes:16", "--image-size", "16", "16", "-o", "depth=1",
+            "-o", "base_filters=2", "--batch-size", "4", "--epochs", str(epochs),
+            "--schedule", "poly", "--time-budget", budget, "--out", str(out)])
+
+    tiny = tmp_path / "tiny"
+    r = run(tiny, "1s", 50)
+    assert r.exit_code == 0, r.output
+    assert json.loads((tiny / "budget.json").read_text())["epochs"] == 3
+    assert len(json.loads((tiny / "metrics.json").read_text())) == 3
+    r = run(tiny, "1s", 50)  # resumed: already finished with the count chosen first
+    assert r.exit_code == 0 and "already finished" in r.output
+    roomy = tmp_path / "roomy"
+    r = run(roomy, "10h", 4)
+    assert r.exit_code == 0, r.output
+    assert json.loads((roomy / "budget.json").read_text())["epochs"] == 4  # capped at --epochs
+    # a budget that fits 5 of 8 epochs: the schedule is rebuilt to end at epoch 5
+    from kseg.models import load_model
+    from kseg.train import budget
+
+    monkeypatch.setattr(budget, "fit_epochs", lambda *a, **k: (5, 1.0))
+    fitted = tmp_path / "fitted"
+    r = run(fitted, "1h", 8)
+    assert r.exit_code == 0, r.output
+    assert len(json.loads((fitted / "metrics.json").read_text())) == 5
+    schedule = load_model(fitted / "last.keras").optimizer._learning_rate  # noqa: SLF001
+    assert schedule.total_steps == 5 * 4  # 16 images, batch 4: 4 steps per epoch
+    assert CliRunner().invoke(main, ["train", "--time-budget", "soon", "--out",
+                                     str(tmp_path / "x")]).exit_code == 2
 
 
 def test_ensemble_probabilities_softmax_and_binary_sigmoid():

@@ -48,6 +48,7 @@ class TrainConfig:
     jit_compile: bool = False  # XLA under TensorFlow (about 6x slower on the 2-core CPU); always on under JAX
     coco_images: str = None
     init_from: str = None  # run folder or .keras file whose weights start the run (fine-tuning)
+    time_budget: float = None  # seconds for the whole run: epochs fitted after a probe (budget.json)
     seed: int = 0
 
     def __post_init__(self):
@@ -74,6 +75,8 @@ class TrainConfig:
             problems.append(f"learning_rate must be positive, got {self.learning_rate}")
         if not 0 <= float(self.val_fraction) < 1:
             problems.append(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+        if self.time_budget is not None and float(self.time_budget) <= 0:
+            problems.append(f"time_budget must be a positive number of seconds, got {self.time_budget}")
         if self.val_split not in ("random", "first", "last"):
             problems.append(f"val_split must be random, first or last, got {self.val_split!r}")
         from kseg.data.balance import METHODS

@@ -185,9 +185,44 @@ def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print, re
     policy = precision_policy(config)
     keras.mixed_precision.set_global_policy(policy)
     try:
+        if config.time_budget:
+            return _train_in_budget(config, out, overwrite, verbose, log, report, strategy,
+                                    policy, stop_after)
         return _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_after)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def _train_in_budget(config, out, overwrite, verbose, log, report, strategy, policy, stop_after):
+    """``--time-budget``: probe, fit the epoch count to the budget, train on (kseg.train.budget)."""
+    import dataclasses
+    import os
+
+    from kseg.train import budget
+    from kseg.train.rundir import read_json, write_json_atomic
+
+    run = RunDir(out)
+    plan_file = run.file(budget.BUDGET_FILE)
+    plan = read_json(plan_file) if plan_file.is_file() and not overwrite else None
+    if plan is None:
+        probe = min(budget.PROBE_EPOCHS, config.epochs)
+        started = time.time()
+        first = _train(config, out, overwrite, verbose, log, False, strategy, policy,
+                       stop_after=probe)
+        overwrite = False
+        if probe < 2 or run.state()["epoch"] < probe:  # too short to fit, or stopped early
+            return first
+        epochs, per_epoch = budget.fit_epochs(
+            run.metrics(), float(config.time_budget), time.time() - started, probe,
+            float(os.environ.get("KSEG_RETRACE_S", budget.RETRACE_S)))
+        epochs = min(epochs, config.epochs)
+        plan = {"epochs": epochs, "seconds_per_epoch": per_epoch,
+                "budget_s": float(config.time_budget), "probe_epochs": probe}
+        write_json_atomic(plan_file, plan)
+        log(f"time budget: {per_epoch:.1f} s per epoch -> {epochs} epochs in "
+            f"{float(config.time_budget):.0f} s (at most --epochs {config.epochs})")
+    return _train(dataclasses.replace(config, epochs=int(plan["epochs"])), out, overwrite, verbose,
+                  log, report, strategy, policy, stop_after)
 
 
 def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_after=None):
