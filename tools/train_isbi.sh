@@ -12,10 +12,10 @@
 # The last 5 of the 25 pairs in name order (20..24) are held out and never trained on
 # (--val-fraction 0.2 --val-split last): the images are consecutive serial sections, and a
 # randomly drawn validation pair would have its near-identical neighbours in training.
-# (exported/isbi2012 predates this: it was validated on 5 randomly drawn pairs, which flatters.) The epoch count is fitted to
-# the budget as in tools/train_camvid.sh (probe, then resume). Augmentation: affine and elastic
-# warps, brightness/contrast/gamma, blur — no flips or turns, the labels are offset in the image's
-# frame (tools/isbi2012_augment.yaml) — then a random 256x256 window (--crop: a quarter of the
+# (exported/isbi2012 predates this: it was validated on 5 randomly drawn pairs, which flatters.)
+# The epoch count is fitted to the budget (`kseg train --time-budget`: probe, then resume).
+# Augmentation: affine and elastic warps, brightness/contrast/gamma, blur — no flips or turns, the
+# labels are offset in the image's frame (tools/isbi2012_augment.yaml) — then a random 256x256 window (--crop: a quarter of the
 # pixels per example, so about 4x the examples per second; each pair is drawn 4 times per epoch,
 # --repeat 4); validated and exported at 512x512.
 # To continue a run: EXTRA="--init-from runs/OLD --learning-rate 1e-3 --warmup-epochs 1".
@@ -23,7 +23,6 @@ set -euo pipefail
 DATA=${1:-../shared/data/isbi2012/train}
 RUN=${2:-runs/isbi2012}
 BUDGET_S=${BUDGET_S:-3600}
-PROBE_EPOCHS=3  # > --warmup-epochs
 KSEG=${KSEG:-kseg}
 here=$(realpath --relative-to=. "$(dirname "$0")")  # one spelling in config.json, however called
 start=$(date +%s)
@@ -34,10 +33,9 @@ args=(--data "$DATA" --classes membrane,cell --remap 255:1 --val-fraction 0.2 --
       --loss ce+dice --learning-rate 2e-3 --schedule poly --warmup-epochs 2
       --augment "$here/isbi2012_augment.yaml" --cache memory
       --backend "${BACKEND:-tensorflow}" --out "$RUN")
+args+=(--epochs 200 --time-budget "${BUDGET_S}s")  # at most 200 epochs, fitted to the budget
 # shellcheck disable=SC2206
 args+=(${EXTRA:-})
 
-# shellcheck source=tools/budget_train.sh
-source "$(dirname "$0")/budget_train.sh"
-budget_train "$RUN" "$BUDGET_S" "$start" "$PROBE_EPOCHS" "backend ${BACKEND:-tensorflow}" "${args[@]}"
+$KSEG train "${args[@]}"
 echo "trained $RUN in $(( $(date +%s) - start )) s"
