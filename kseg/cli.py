@@ -114,7 +114,7 @@ def data_options(f):
 
 # commands that run on TensorFlow (imported quietly up front unless --verbose)
 TENSORFLOW_COMMANDS = ("train", "evaluate", "predict", "export", "benchmark", "report",
-                       "quickstart", "data", "upgrade", "pack")
+                       "quickstart", "data", "upgrade", "pack", "orientation")
 
 
 @click.group()
@@ -294,7 +294,7 @@ def _source_for(ref, data, split, data_opts):
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the scores here.")
 @click.option("--tta", help="Test-time augmentation, e.g. flip,rotate=-10,-5,5,10,scales=0.75,1,1.25; "
               "flip,turns: all 8 symmetries of the square (data with no up or left; "
-              "tools/orientation_check.py tells).")
+              "kseg orientation RUN tells).")
 def evaluate(model, data, split, data_opts, output_stride, json_path, tta):
     """Score MODEL (a run folder or .keras file): per-class IoU, mIoU, pixel accuracy."""
     from kseg.data import DatasetError
@@ -474,6 +474,27 @@ def pack(run, dest):
     except (FileNotFoundError, ValueError) as exc:
         _fail(exc)
     click.echo(f"{path}: {path.stat().st_size / 1e6:.1f} MB")
+
+
+@main.command()
+@click.argument("run")
+@click.option("--class", "cls", help="Class whose label alignment to check (default: all).")
+@click.option("--shift", type=int, default=2, show_default=True, help="Largest label shift tried, pixels.")
+@click.option("--split", default="val", show_default=True, help="The run's data split to read.")
+@click.option("--batch", type=int, default=1, show_default=True)
+@click.option("--no-model", is_flag=True, help="The label alignment check only (no model run).")
+@click.option("--per-image", is_flag=True, help="Also each image's own strongest label shift.")
+def orientation(run, cls, shift, split, batch, no_model, per_image):
+    """Does RUN's data have an up and a left? Label offset in the image's frame, scores under the
+    8 symmetries, and where the errors lie: check before flipping or turning as augmentation."""
+    from kseg.data import DatasetError
+    from kseg.orientation import report as orientation_report
+
+    try:
+        orientation_report(run, cls=cls, shift=shift, split=split, batch=batch,
+                           no_model=no_model, per_image=per_image, log=click.echo)
+    except (DatasetError, FileNotFoundError, ValueError) as exc:
+        _fail(exc)
 
 
 @main.command()

@@ -5,7 +5,7 @@ average the class probabilities.
 ``TTA.parse("flip,rotate=-10,-5,5,10,scales=0.75,1,1.25")`` makes these passes: every scale, each
 with and without mirroring, plus every rotation at scale 1. ``turns`` adds the exact 90, 180 and
 270 degree turns of every scale/mirror pass (with ``flip``: all 8 symmetries of the square, for
-data with no up or left — check first, as tools/orientation_check.py does: even microscopy labels
+data with no up or left — check first, as kseg orientation does: even microscopy labels
 can sit off-centre in the image's own frame, which mirrors and turns blur; a turn of a
 non-square image swaps its height and width, so it needs a model that takes any input size).
 Rotations turn about the image centre; the corners they bring into view are filled by reflection

@@ -198,7 +198,8 @@ def test_unpicklable_sources_fall_back_to_threads(tmp_path):
 
 
 def test_orientation_check_finds_a_label_offset_and_a_frame_bound_model():
-    tool = _tool("orientation_check")
+    from kseg import orientation as tool
+
     rng = np.random.default_rng(0)
     images = rng.integers(150, 200, size=(3, 32, 32)).astype(np.uint8)
     labels = np.ones((3, 32, 32), np.int64)
@@ -276,3 +277,20 @@ def test_compare_runs_summarises_best_tail_and_whole_curve(tmp_path):
     r = CliRunner().invoke(main, ["compare", str(tmp_path / "missing")])
     assert r.exit_code == 1 and "metrics.json" in r.output
     assert CliRunner().invoke(main, ["compare", str(run), "--last", "0"]).exit_code == 1
+
+def test_kseg_orientation_reports_alignment_and_symmetries(tmp_path):
+    from click.testing import CliRunner
+
+    from kseg.cli import main
+
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", "--data", "shapes:16", "--image-size", "16", "16",
+                                  "-o", "depth=1", "-o", "base_filters=2", "--batch-size", "4",
+                                  "--epochs", "1", "--out", str(run)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["orientation", str(run), "--class", "circle", "--shift", "1"])
+    assert r.exit_code == 0, r.output
+    assert "strongest at dy" in r.output and "under the 8 symmetries" in r.output
+    assert r.output.count("\n      no ") + r.output.count("\n     yes ") == 8
+    r = CliRunner().invoke(main, ["orientation", str(run), "--class", "unicorn"])
+    assert r.exit_code == 1 and "unicorn" in r.output

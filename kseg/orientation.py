@@ -12,13 +12,11 @@ augmentation (or test-time augmentation):
 3. Where that run's wrong pixels lie: the share within 1, 2, 3 and 5 pixels of a label boundary
    (mostly on the boundary: what is left is where exactly a boundary is drawn).
 
-    python tools/orientation_check.py runs/isbi-frame                # all three checks, the run's val data
-    python tools/orientation_check.py runs/isbi-frame --class membrane --split train --no-model --per-image
+    kseg orientation runs/isbi-frame                # all three checks, the run's val data
+    kseg orientation runs/isbi-frame --class membrane --split train --no-model --per-image
 
 The first check reads the data only (no model is run).
 """
-
-import argparse
 
 import numpy as np
 
@@ -112,79 +110,67 @@ def symmetry_scores(predicted, labels, num_classes, ignore_index):
             for key, pred in predicted.items()}
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run", help="run folder (its config names the validation data and size)")
-    p.add_argument("--class", dest="cls", help="class whose alignment to check (default: all)")
-    p.add_argument("--shift", type=int, default=2, help="largest label shift tried, pixels")
-    p.add_argument("--split", default="val", help="the run's data split to read (val or train)")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--no-model", action="store_true", help="the alignment check only")
-    p.add_argument("--per-image", action="store_true",
-                   help="also each image's own strongest shift (alignment check)")
-    args = p.parse_args(argv)
-
+def report(run, cls=None, shift=2, split="val", batch=1, no_model=False, per_image=False,
+           log=print):
+    """The three checks above for run folder ``run``, printed with ``log``. Raises ValueError for
+    a class the data does not have, or a symmetry check on non-square images."""
     from kseg.data.pipeline import evaluation_dataset
     from kseg.inference import ModelRef
 
-    ref = ModelRef(args.run)
+    ref = ModelRef(run)
     if ref.config is None:
-        p.error(f"{args.run}: no run configuration to name the validation data")
+        raise ValueError(f"{run}: no run configuration to name the validation data")
     size = tuple(ref.config.image_size)
-    source = ref.config.open_source(args.split)
+    source = ref.config.open_source(split)
     classes = list(source.classes)
-    if args.cls is not None and args.cls not in classes:
-        p.error(f"--class {args.cls}: not one of {classes}")
+    if cls is not None and cls not in classes:
+        raise ValueError(f"class {cls!r}: not one of {classes}")
+    if not no_model and size[0] != size[1]:
+        raise ValueError("the symmetry check turns the input by quarter turns: square images "
+                         "only (or use the alignment check alone)")
     batches = list(evaluation_dataset(source, size, 8))
     images = np.concatenate([np.asarray(b[0]) for b in batches])
     labels = np.concatenate([np.asarray(b[1]) for b in batches])
-    print(f"{source.where}: {len(images)} images at {size[0]}x{size[1]}")
+    log(f"{source.where}: {len(images)} images at {size[0]}x{size[1]}")
 
-    for c in [args.cls] if args.cls else classes:
-        t = alignment_table(images, labels, classes.index(c), args.shift, source.ignore_index)
+    for c in [cls] if cls else classes:
+        t = alignment_table(images, labels, classes.index(c), shift, source.ignore_index)
         dy, dx = subpixel_peak(t)
-        print(f"\n{c}: mean intensity inside minus outside, label rolled by (dy rows, dx columns); "
-              f"strongest at dy {dy:+.2f}, dx {dx:+.2f} (parabola through the peak)")
-        print("dy\\dx " + " ".join(f"{dx:>7d}" for dx in range(-args.shift, args.shift + 1)))
+        log(f"\n{c}: mean intensity inside minus outside, label rolled by (dy rows, dx columns); "
+            f"strongest at dy {dy:+.2f}, dx {dx:+.2f} (parabola through the peak)")
+        log("dy\\dx " + " ".join(f"{d:>7d}" for d in range(-shift, shift + 1)))
         for i, row in enumerate(t):
-            print(f"{i - args.shift:>5d} " + " ".join(f"{v:>7.2f}" for v in row))
-        if args.per_image:
+            log(f"{i - shift:>5d} " + " ".join(f"{v:>7.2f}" for v in row))
+        if per_image:
             peaks = []
             for k in range(len(images)):
                 try:
                     peaks.append(subpixel_peak(alignment_table(
-                        images[k:k + 1], labels[k:k + 1], classes.index(c), args.shift,
+                        images[k:k + 1], labels[k:k + 1], classes.index(c), shift,
                         source.ignore_index)))
                 except ValueError:  # the class is absent from (or fills) this image
                     continue
             if peaks:
                 dys, dxs = np.array(peaks).T
-                print(f"per image ({len(peaks)} with the class; a peak at +-{args.shift} is on the "
-                      f"edge, raise --shift): dy {dys.min():+.2f} .. {dys.max():+.2f}, dx "
-                      f"{dxs.min():+.2f} .. {dxs.max():+.2f} ("
-                      + ", ".join(f"{a:+.2f}/{b:+.2f}" for a, b in peaks) + ")")
-
-    if args.no_model:
+                log(f"per image ({len(peaks)} with the class; a peak at +-{shift} is on the "
+                    f"edge, raise --shift): dy {dys.min():+.2f} .. {dys.max():+.2f}, dx "
+                    f"{dxs.min():+.2f} .. {dxs.max():+.2f} ("
+                    + ", ".join(f"{a:+.2f}/{b:+.2f}" for a, b in peaks) + ")")
+    if no_model:
         return
-    if size[0] != size[1]:
-        p.error("the symmetry check turns the input by quarter turns: square images only")
 
     def predict(x):
-        return np.concatenate([ref.model.predict_on_batch(x[i:i + args.batch])
-                               for i in range(0, len(x), args.batch)])
+        return np.concatenate([ref.model.predict_on_batch(x[i:i + batch])
+                               for i in range(0, len(x), batch)])
 
     predicted = symmetry_labels(predict, images)
     shares, rate = boundary_error_shares(labels, predicted[(False, 0)], source.ignore_index)
-    print(f"\n{args.run}: {rate:.4f} of the pixels wrong; share of them within k pixels of a "
-          "label boundary: " + ", ".join(f"{k}: {v:.3f}" for k, v in shares.items()))
+    log(f"\n{run}: {rate:.4f} of the pixels wrong; share of them within k pixels of a "
+        "label boundary: " + ", ".join(f"{k}: {v:.3f}" for k, v in shares.items()))
     scores = symmetry_scores(predicted, labels, len(classes), source.ignore_index)
-    print(f"\n{args.run} under the 8 symmetries (input transformed, prediction mapped back)")
-    print(f"{'mirrored':>8} {'turns':>5} {'pixel acc':>9} {'mIoU':>7} "
-          + " ".join(f"{c[:10]:>10}" for c in classes))
+    log(f"\n{run} under the 8 symmetries (input transformed, prediction mapped back)")
+    log(f"{'mirrored':>8} {'turns':>5} {'pixel acc':>9} {'mIoU':>7} "
+        + " ".join(f"{c[:10]:>10}" for c in classes))
     for (flip, quarter), s in scores.items():
-        print(f"{'yes' if flip else 'no':>8} {quarter:>5d} {s['pixel_accuracy']:>9.4f} {s['miou']:>7.4f} "
-              + " ".join(f"{v:>10.4f}" for v in s["iou"]))
-
-
-if __name__ == "__main__":
-    main()
+        log(f"{'yes' if flip else 'no':>8} {quarter:>5d} {s['pixel_accuracy']:>9.4f} "
+            f"{s['miou']:>7.4f} " + " ".join(f"{v:>10.4f}" for v in s["iou"]))
