@@ -16,6 +16,7 @@ FOLDERS = sorted(p.parent for p in (REPO / "exported").glob("*/metadata.json"))
 # how each committed model's validation data is opened from ../shared/data
 DATA = {
     "camvid": (("camvid",), lambda root: open_source(f"camvid:{root}", "val", image_size=(360, 480))),
+    "camvid-fast": (("camvid",), lambda root: open_source(f"camvid:{root}", "val", image_size=(360, 480))),
     "isbi2012": (("isbi2012", "train"), lambda root: open_source(
         str(root), "val", classes=["membrane", "cell"], remap={255: 1}, image_size=(512, 512))),
 }
