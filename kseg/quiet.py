@@ -53,4 +53,10 @@ def quiet_tensorflow():
 
             tf.config.list_physical_devices("GPU")
         except ImportError:
-            pass
+            return
+    try:  # absl's Python logger sets its own level when TensorFlow first logs through it
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:
+        pass

@@ -20,7 +20,12 @@ from kseg.contract import ContractError, check_embedded_labels, read_metadata
 def _interpreter(path, num_threads):
     from ai_edge_litert.interpreter import Interpreter
 
-    return Interpreter(model_path=str(path), num_threads=num_threads)
+    from kseg.quiet import quiet_stderr  # only kseg's CLI turns it on: library callers see all
+
+    with quiet_stderr():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+        interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        interpreter.allocate_tensors()
+    return interpreter
 
 
 class TFLiteModel:

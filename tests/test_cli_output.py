@@ -5,7 +5,8 @@ import os
 import subprocess
 import sys
 
-NOISE = ("cuInit", "I0000", "W0000", "absl::InitializeLog", "oneDNN")
+NOISE = ("cuInit", "I0000", "W0000", "absl::InitializeLog", "oneDNN", "WARNING:absl",
+         "INFO: Created TensorFlow Lite")
 KSEG = [sys.executable, "-c", "from kseg.cli import main; main()"]
 
 
