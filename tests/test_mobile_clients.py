@@ -153,17 +153,17 @@ def test_runtime_refuses_a_file_whose_embedded_labels_disagree(exported, tmp_pat
 
 
 def test_a_binary_sigmoid_model_exports_two_class_probabilities(tmp_path):
-    from conftest import make_folder
+    """A one-channel sigmoid model (``--sigmoid``) becomes a two-class (1 - p, p) file that the
+    clients read; its argmax is the sigmoid's p > 0.5."""
+    from kseg import models
+    from kseg.export import tflite
 
-    data = make_folder(tmp_path / "binary", n=10, size=(32, 32), classes=("background", "shape"))
-    run = tmp_path / "run"
-    r = invoke("train", "--data", data, "--image-size", 32, 32, "--batch-size", 4,
-               "-o", "depth=2", "-o", "base_filters=4", "--sigmoid", "--epochs", 2, "--out", run)
-    assert r.exit_code == 0, r.output
-    out = tmp_path / "binary-export"
-    r = invoke("export", run, "--tflite", "--quantize", "float32", "--out", out)
-    assert r.exit_code == 0, r.output
-    path = out / "model_float32.tflite"
+    model = models.build("unet", num_classes=1, input_shape=(32, 32, 3), depth=2, base_filters=4)
+    data = tflite_metadata.embed(tflite.convert(model, 32, 32, "float32"),
+                                 classes=["background", "shape"], name="binary",
+                                 description="test", version="1")
+    path = tmp_path / "model_float32.tflite"
+    path.write_bytes(data)
     assert TFLiteModel(path).output_shape == (1, 32, 32, 2)
     images = _images(2, size=32)
     labels, masks, confidences = _mediapipe_segment(path, images)
@@ -171,6 +171,10 @@ def test_a_binary_sigmoid_model_exports_two_class_probabilities(tmp_path):
     runtime = TFLiteModel(path)
     for image, mask, conf in zip(images, masks, confidences):
         np.testing.assert_allclose(conf.sum(-1), 1.0, atol=1e-4)
+        logit = np.asarray(model(image[None], training=False))[0, ..., 0]
+        sure = np.abs(logit) > 1e-3  # away from p = 0.5, where float rounding may go either way
+        np.testing.assert_allclose(conf[..., 1], 1 / (1 + np.exp(-logit)), atol=1e-5)
+        assert np.array_equal(mask[sure], (logit > 0)[sure].astype(np.int32))
         assert np.array_equal(mask, runtime.labels(image))
 
 
