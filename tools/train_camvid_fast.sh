@@ -12,14 +12,14 @@
 #
 # The paper's recipe, adapted to CamVid's 367 training images: full 360x480 frames, random scale
 # 0.5-2 with crops back to the frame, colour jitter, blur/noise (--augment strong), copy-paste of
-# thin and rare classes, median-frequency class weights, AdamW with poly decay. The epoch count is
-# fitted to the budget after a 3-epoch probe (tools/budget_train.sh); the same command resumes an
-# interrupted run from its last finished epoch, in this session or a later one.
+# thin and rare classes, median-frequency class weights, AdamW with poly decay. The epoch count
+# (at most 300) is fitted to the budget after a 3-epoch probe (`kseg train --time-budget`); the
+# same command resumes an interrupted run from its last finished epoch, in this session or a
+# later one, with the epoch count chosen first (RUN/budget.json).
 set -euo pipefail
 DATA=${1:-../shared/data/camvid}
 RUN=${2:-runs/camvid-fast}
 BUDGET_S=${BUDGET_S:-7200}
-PROBE_EPOCHS=3  # > --warmup-epochs
 KSEG=${KSEG:-kseg}
 start=$(date +%s)
 case "$DATA" in *:*) spec=$DATA ;; *) spec="camvid:$DATA" ;; esac
@@ -28,11 +28,9 @@ args=(--data "$spec" --model fastscnn --image-size 360 480 --batch-size 8
       --optimizer adamw --learning-rate 4e-3 --schedule poly --warmup-epochs 2
       --class-weights median-frequency --augment strong
       --copy-paste 0.3 --copy-paste-classes Pole,SignSymbol,Car,Pedestrian,Bicyclist,Fence
-      --cache memory --out "$RUN")
+      --cache memory --out "$RUN" --epochs 300 --time-budget "${BUDGET_S}s")
 # shellcheck disable=SC2206
 args+=(${EXTRA:-})
 
-# shellcheck source=tools/budget_train.sh
-source "$(dirname "$0")/budget_train.sh"
-budget_train "$RUN" "$BUDGET_S" "$start" "$PROBE_EPOCHS" "fastscnn" "${args[@]}"
+$KSEG train "${args[@]}"
 echo "trained $RUN in $(( $(date +%s) - start )) s"
