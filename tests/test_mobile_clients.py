@@ -72,6 +72,7 @@ def test_metadata_json_records_what_every_file_embeds(exported):
         assert embedded_labels(path) == classes
         # only the input's uint8 -> float cast is left to the CPU by a GPU delegate
         assert meta["gpu_delegate"][mode] == ["CAST: uint8 -> float32 not supported (x1)"]
+        assert meta["metrics"][mode]["size_bytes"] == path.stat().st_size  # as shipped
         model = TFLiteModel(path)
         assert model.output["dtype"] == np.float32
         signatures = model.interpreter.get_signature_list()

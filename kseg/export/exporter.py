@@ -169,6 +169,8 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
         if failures:
             raise ExportError("verification failed, nothing exported:\n  " + "\n  ".join(failures))
         embedded = describe(files)
+        for m in modes:  # the metadata embedded after verification changed the sizes
+            results[m]["size_bytes"] = files[m].stat().st_size
         gpu = {m: gpu_delegate.unsupported(files[m]) for m in modes}
 
         meta = make_metadata(
