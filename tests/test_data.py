@@ -276,3 +276,13 @@ def test_val_split_from_the_command_line(tmp_path):
     assert "2 valid pairs" in r.output and "val_split=last" in r.output
     held = FolderSource(root, "val", val_fraction=0.2, val_split="last").pairs
     assert [p[0].stem for p in held] == ["im8", "im9"]
+
+
+def test_a_single_folder_as_validation_data_serves_all_its_pairs(tmp_path):
+    """--val-data FOLDER opens the folder's "val" split with --val-fraction 0: every pair."""
+    from conftest import make_folder
+
+    root = make_folder(tmp_path / "v", n=4, size=(16, 16))
+    assert len(FolderSource(root, "val", val_fraction=0).pairs) == 4
+    r = CliRunner().invoke(main, ["data", "check", str(root), "--val-fraction", "0"])
+    assert r.exit_code == 0 and r.output.count("valid pairs") == 1  # one set, checked once

@@ -52,6 +52,18 @@ def test_demo_refuses_a_runtime_dir_without_the_package(shapes_export, tmp_path)
     assert not (tmp_path / "d").exists()
 
 
+def test_demo_never_replaces_a_folder_that_is_not_a_demo(shapes_export, tmp_path):
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    for out in (other, shapes_export, shapes_export / "demo"):
+        r = CliRunner().invoke(main, ["demo", str(shapes_export), "--out", str(out), "--overwrite",
+                                      "--runtime-dir", str(tmp_path)])
+        assert r.exit_code == 1, out
+    assert (other / "notes.txt").read_text() == "keep me"
+    assert (shapes_export / "metadata.json").is_file()
+
+
 @pytest.mark.slow
 def test_the_page_segments_its_sample_as_the_runtime_does(shapes_export, tmp_path):
     from kseg.data.shapes import ShapesSource

@@ -160,7 +160,7 @@ def check_splits(spec, splits=None, **options):
     does not exist raises ``SplitNotFound``; so does a dataset with none of the three."""
     from kseg.data.base import SplitNotFound
 
-    reports, missing = {}, []
+    reports, missing, seen = {}, [], []
     for split in splits or ("train", "val", "test"):
         try:
             source = open_source(spec, split, **options)
@@ -169,6 +169,10 @@ def check_splits(spec, splits=None, **options):
                 raise
             missing.append(exc)
             continue
+        pairs = getattr(source, "pairs", None)
+        if not splits and pairs is not None and pairs in seen:
+            continue  # not carved (--val-fraction 0): the same pairs, checked once
+        seen.append(pairs)
         reports[split] = source.scan()
     if not reports:
         raise missing[0]

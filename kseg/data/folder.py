@@ -91,9 +91,9 @@ class FolderSource(PairSource):
             self.problems.append((labels[stem], f"label without image: no images/{stem}.<{exts}>"))
         stems = sorted(set(images) & set(labels))
         single = base == root  # one folder, no split folders: splits are carved from it
-        if single and (split not in ("train", "val") or (split == "val" and not val_fraction)):
+        if single and split not in ("train", "val"):
             have = (f"train and val (val = {val_fraction:g} of the pairs, --val-fraction)"
-                    if val_fraction else "train only (--val-fraction 0)")
+                    if val_fraction else "its pairs as one set (--val-fraction 0)")
             raise SplitNotFound(base, [(base, f"no split {split!r}: this single folder has {have}; "
                                         "give a dataset that has it (e.g. --data OTHER_FOLDER)")])
         if val_fraction and split in ("train", "val"):

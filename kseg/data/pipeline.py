@@ -56,11 +56,13 @@ def cache_key(source, image_size):
     h = hashlib.sha256()
     h.update(repr((type(source).__name__, source.where, len(source), tuple(image_size),
                    tuple(source.classes), getattr(source, "ignore_index", None),
+                   getattr(source, "seed", None), getattr(source, "data_dir", None),
                    sorted((getattr(source, "remap", None) or {}).items()))).encode())
     for pair in getattr(source, "pairs", ()):
-        for path in pair:
-            st = os.stat(path)
-            h.update(f"{path}|{st.st_size}|{st.st_mtime_ns}".encode())
+        for entry in pair:
+            path = str(entry).split("#", 1)[0]  # COCO instance labels: "file.json#<id>"
+            st = os.stat(path) if os.path.exists(path) else None
+            h.update(f"{entry}|{st and st.st_size}|{st and st.st_mtime_ns}".encode())
     return h.hexdigest()[:16]
 
 

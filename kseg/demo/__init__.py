@@ -47,7 +47,10 @@ def _cache_dir():
 
 def _unpack(tgz, dest):
     with tarfile.open(tgz) as tar:
-        tar.extractall(dest, filter="data")
+        if hasattr(tarfile, "data_filter"):  # Python >= 3.10.12 / 3.11.4
+            tar.extractall(dest, filter="data")
+        else:
+            tar.extractall(dest)  # noqa: S202  (npm's own package tarball)
     return Path(dest) / "package"
 
 
@@ -57,8 +60,16 @@ def find_runtime(runtime_dir=None, log=print):
            "pass the .tgz or its unpacked package/ folder as --runtime-dir")
     if runtime_dir is not None:
         path = Path(runtime_dir)
-        if path.is_file() and path.name.endswith(".tgz"):
-            path = _unpack(path, tempfile.mkdtemp(prefix="kseg-runtime-"))
+        if path.is_file() and path.name.endswith(".tgz"):  # unpacked once into the cache
+            cached = _cache_dir() / "package"
+            if not all((cached / f).is_file() for f in RUNTIME_FILES):
+                staging = Path(tempfile.mkdtemp(prefix="kseg-runtime-", dir=_mkdir(cached.parent)))
+                _unpack(path, staging)
+                if cached.exists():
+                    shutil.rmtree(cached)
+                os.replace(staging / "package", cached)
+                shutil.rmtree(staging, ignore_errors=True)
+            path = cached
         elif (path / "package").is_dir():
             path = path / "package"
         missing = [f for f in RUNTIME_FILES if not (path / f).is_file()]
@@ -135,9 +146,13 @@ def build_demo(folder, out, *, runtime_dir=None, sample=None, overwrite=False, l
         raise DemoError(f"{folder}: {', '.join(unreadable)} carry no embedded TFLite metadata, "
                         f"so the browser runtime cannot name the classes; run `kseg upgrade "
                         f"{folder}` first")
-    if out.exists() and not overwrite:
-        if any(out.iterdir()):
-            raise DemoError(f"{out} exists and is not empty; pass --overwrite to replace it")
+    if out.resolve() == folder.resolve() or folder.resolve() in out.resolve().parents:
+        raise DemoError(f"{out}: write the demo outside the exported folder {folder}")
+    if out.exists() and any(out.iterdir()):
+        if not (out / "demo.json").is_file():
+            raise DemoError(f"{out} exists, is not empty and is not a kseg demo; choose another --out")
+        if not overwrite:
+            raise DemoError(f"{out} exists; pass --overwrite to replace it")
     runtime = find_runtime(runtime_dir, log=log)
 
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"

@@ -55,6 +55,11 @@ def upgrade_folder(folder, *, name=None, license="", log=print):
         h, w = meta["input"]["height"], meta["input"]["width"]
         probes = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(2)]
         for f in todo:
+            channels = TFLiteModel(f).output_shape[-1]
+            if channels == 1:
+                raise ContractError(
+                    f"{f}: a one-channel (--sigmoid) file; the clients need two-class "
+                    "probabilities, which only a new export writes: run `kseg export` on its run")
             new = tmp / f.name
             data = tflite_metadata.embed(tflite.finish(f.read_bytes()), classes=classes, **record)
             new.write_bytes(data)

@@ -185,6 +185,9 @@ def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print, re
     policy = precision_policy(config)
     keras.mixed_precision.set_global_policy(policy)
     try:
+        if config.time_budget and strategy is not None and is_multiworker(strategy):
+            raise ValueError("--time-budget fits the epoch count on one machine's clock; with "
+                             "several workers give --epochs instead")
         if config.time_budget:
             return _train_in_budget(config, out, overwrite, verbose, log, report, strategy,
                                     policy, stop_after)
@@ -206,12 +209,20 @@ def _train_in_budget(config, out, overwrite, verbose, log, report, strategy, pol
     plan = read_json(plan_file) if plan_file.is_file() and not overwrite else None
     if plan is None:
         probe = min(budget.PROBE_EPOCHS, config.epochs)
+        if stop_after is not None and int(stop_after) < probe:  # this call ends inside the probe
+            return _train(config, out, overwrite, verbose, log, report, strategy, policy,
+                          stop_after)
         started = time.time()
+        before = run.state()["epoch"] if run.exists and not overwrite else 0
         first = _train(config, out, overwrite, verbose, log, False, strategy, policy,
-                       stop_after=probe)
+                       stop_after=probe - before if before < probe else 1)
         overwrite = False
         if probe < 2 or run.state()["epoch"] < probe:  # too short to fit, or stopped early
             return first
+        if stop_after is not None:
+            stop_after = int(stop_after) - (probe - before)
+            if stop_after < 1:
+                return first
         epochs, per_epoch = budget.fit_epochs(
             run.metrics(), float(config.time_budget), time.time() - started, probe,
             float(os.environ.get("KSEG_RETRACE_S", budget.RETRACE_S)))
