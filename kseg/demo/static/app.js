@@ -33,7 +33,9 @@ async function main() {
 }
 
 async function loadModel(file) {
-  if (state.segmenter) state.segmenter.close();
+  const old = state.segmenter;
+  state.segmenter = null;  // the webcam loop skips frames until the new one is ready
+  if (old) old.close();
   state.segmenter = await ImageSegmenter.createFromOptions(state.fileset, {
     baseOptions: { modelAssetPath: file, delegate: "CPU" },
     runningMode: state.mode, outputCategoryMask: true, outputConfidenceMasks: false });
@@ -153,11 +155,16 @@ async function startWebcam() {
   $("webcam").textContent = "Stop webcam";
   const frame = () => {
     if (!state.stream) return;
-    const t0 = performance.now();
-    const result = state.segmenter.segmentForVideo(video, t0);
-    keep(result, performance.now() - t0);
-    draw(video, video.videoWidth, video.videoHeight);
     requestAnimationFrame(frame);
+    if (!state.segmenter) return;  // a model is loading
+    try {
+      const t0 = performance.now();
+      const result = state.segmenter.segmentForVideo(video, t0);
+      keep(result, performance.now() - t0);
+      draw(video, video.videoWidth, video.videoHeight);
+    } catch (err) {
+      status(`webcam frame skipped: ${err.message || err}`);
+    }
   };
   requestAnimationFrame(frame);
 }
