@@ -63,12 +63,7 @@ def find_runtime(runtime_dir=None, log=print):
         if path.is_file() and path.name.endswith(".tgz"):  # unpacked once into the cache
             cached = _cache_dir() / "package"
             if not all((cached / f).is_file() for f in RUNTIME_FILES):
-                staging = Path(tempfile.mkdtemp(prefix="kseg-runtime-", dir=_mkdir(cached.parent)))
-                _unpack(path, staging)
-                if cached.exists():
-                    shutil.rmtree(cached)
-                os.replace(staging / "package", cached)
-                shutil.rmtree(staging, ignore_errors=True)
+                _install(path, cached)
             path = cached
         elif (path / "package").is_dir():
             path = path / "package"
@@ -91,13 +86,20 @@ def find_runtime(runtime_dir=None, log=print):
         if proc.returncode != 0 or tgz is None:
             raise DemoError(f"npm pack {RUNTIME_PACKAGE}@{RUNTIME_VERSION} failed "
                             f"({proc.stderr.strip()[-300:]}); {how}")
-        staging = Path(tempfile.mkdtemp(prefix="kseg-runtime-", dir=_mkdir(cached.parent)))
+        _install(tgz, cached)
+    return cached
+
+
+def _install(tgz, cached):
+    """Unpack npm package ``tgz`` beside ``cached`` and move its package/ folder into place."""
+    staging = Path(tempfile.mkdtemp(prefix="kseg-runtime-", dir=_mkdir(cached.parent)))
+    try:
         _unpack(tgz, staging)
         if cached.exists():
             shutil.rmtree(cached)
         os.replace(staging / "package", cached)
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return cached
 
 
 def _mkdir(path):
