@@ -55,15 +55,15 @@ def upgrade_folder(folder, *, name=None, license="", log=print):
         h, w = meta["input"]["height"], meta["input"]["width"]
         probes = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(2)]
         for f in todo:
-            channels = TFLiteModel(f).output_shape[-1]
-            if channels == 1:
+            before = TFLiteModel(f)
+            if before.output_shape[-1] == 1:
                 raise ContractError(
                     f"{f}: a one-channel (--sigmoid) file; the clients need two-class "
                     "probabilities, which only a new export writes: run `kseg export` on its run")
             new = tmp / f.name
             data = tflite_metadata.embed(tflite.finish(f.read_bytes()), classes=classes, **record)
             new.write_bytes(data)
-            before, after = TFLiteModel(f), TFLiteModel(new)
+            after = TFLiteModel(new)
             for image in probes:
                 if not np.array_equal(before.labels(image), after.labels(image)):
                     raise ContractError(f"{f}: the upgraded file's argmax differs from the original")
