@@ -70,7 +70,7 @@ def main(argv=None):
         lines.append(f"| {label} {size[0]}x{size[1]} | {args.batch} | {s:.3f} | "
                      f"{args.batch * size[0] * size[1] / s / 1e6:.2f} M | {s / whole:.2f}x |")
     body = "\n".join(lines)
-    from kseg.docs import publish
+    from kseg.report.tables import publish
 
     publish(body, args.out, "Training on crops (`--crop`): step time")
     return 0

@@ -134,7 +134,7 @@ def main(argv=None):
             lines.append(f"| {cut} | {'x'.join(str(d) for d in model.get_layer(cut).output.shape[1:])} "
                          f"| {ms:.1f} |")
     body = "\n".join(lines)
-    from kseg.docs import publish
+    from kseg.report.tables import publish
 
     publish(body, args.out, "Float32 export: kseg vs naive Keras export")
     return 0 if speedup >= 1.3 and agree == 1.0 else 1

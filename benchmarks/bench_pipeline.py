@@ -93,7 +93,7 @@ def main(argv=None):
         "",
         "Both measured after warm-up in the same process, one after the other, with all cores.",
     ])
-    from kseg.docs import publish
+    from kseg.report.tables import publish
 
     publish(body, args.out, "Input pipeline vs training step")
     return 0 if ratio >= 1.5 else 1

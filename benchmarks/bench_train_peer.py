@@ -140,7 +140,7 @@ def main(argv=None):
                      f"{rate[name]:.2f} |")
     lines += ["", f"**kseg / {peer_name} training speed: {ratio:.2f}x** (target >= 1.0x)."]
     body = "\n".join(lines)
-    from kseg.docs import publish
+    from kseg.report.tables import publish
 
     what = "U-Net" if args.backbone == "unet" else f"DeepLabV3 ({args.backbone})"
     publish(body, args.out, f"Training speed: kseg vs {peer_name} {what}")

@@ -64,7 +64,7 @@ def main(argv=None):
     for i, name in enumerate(base["classes"]):
         lines.append(f"| {name} | " + " | ".join(f"{r['iou'][i]:.3f}" for _, r, _ in rows) + " |")
     body = "\n".join(lines)
-    from kseg.docs import publish
+    from kseg.report.tables import publish
 
     publish(body, args.out, f"Test-time augmentation on {os.path.basename(args.run.rstrip('/'))}")
     return 0

@@ -31,8 +31,8 @@ def _parse_options(items):
             raise click.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--option")
         try:
             out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
+        except json.JSONDecodeError:  # Python spellings too: -o separable=False is not a string
+            out[key] = {"True": True, "False": False, "None": None}.get(value, value)
     return out
 
 
@@ -114,7 +114,7 @@ def data_options(f):
 
 # commands that run on TensorFlow (imported quietly up front unless --verbose)
 TENSORFLOW_COMMANDS = ("train", "evaluate", "predict", "export", "benchmark", "report",
-                       "quickstart", "data", "upgrade", "pack", "orientation")
+                       "quickstart", "data", "upgrade", "pack", "orientation", "models")
 
 
 @click.group()
@@ -312,7 +312,7 @@ def evaluate(model, data, split, data_opts, output_stride, json_path, tta):
         _fail(exc)
     click.echo(format_scores(result, f"{ref.model_path} on {result['data']} ({result['images']} images)"))
     if json_path:
-        from kseg.plots import save_confusion_matrix
+        from kseg.report.figures import save_confusion_matrix
 
         with open(json_path, "w") as f:
             json.dump(result, f, indent=2)
@@ -374,7 +374,7 @@ def export(run, tflite, quantize, representative, output_kind, kseg_runtime_only
     """Export RUN's best model (SavedModel + TFLite), verified before it is kept."""
     from kseg.data import DatasetError
     from kseg.export import ExportError, export_run
-    from kseg.export.report import format_export
+    from kseg.report.tables import format_export
     from kseg.models import ModelConfigError
 
     try:
@@ -498,11 +498,24 @@ def orientation(run, cls, shift, split, batch, no_model, per_image):
 
 
 @main.command()
+@click.argument("name", required=False)
+def models(name):
+    """The model families (or model NAME): what each is, and every -o option of `kseg train`
+    with its default and meaning."""
+    from kseg.models import ModelConfigError, registry
+
+    try:
+        click.echo(registry.catalogue(name))
+    except ModelConfigError as exc:
+        _fail(exc)
+
+
+@main.command()
 @click.argument("run")
 def report(run):
     """(Re)write RUN/report.html: curves, per-class IoU, confusion matrix, sample overlays."""
     from kseg.data import DatasetError
-    from kseg.train.report import write_report
+    from kseg.report.run_page import write_report
 
     try:
         write_report(run, log=click.echo)
@@ -537,7 +550,7 @@ def benchmark(folder, runs, warmup, threads, no_keras, doc):
     table = format_rows(rows, folder, runs, command=command_line())
     click.echo(table)
     if doc:
-        from kseg.docs import write_section
+        from kseg.report.tables import write_section
 
         write_section(doc, f"kseg benchmark {folder}", table, replace=False)
         click.echo(f"appended to {doc}")

@@ -6,6 +6,7 @@ import numpy as np
 from PIL import Image
 
 from kseg import metrics as kmetrics
+from kseg.resize import resize_image, resize_labels
 from kseg.runtime import colourize, overlay_image, scores_to_labels
 
 
@@ -36,9 +37,9 @@ class ModelRef:
             self.classes = list(raw["classes"])
         self.model = load_model(self.model_path, compile=False)
         if self.config is not None:  # mixed-precision checkpoints are evaluated in float32
-            from kseg.models import float32_copy
+            from kseg.models import rebuild
 
-            self.model = float32_copy(self.model, self.config.model, self.config.model_options)
+            self.model, _ = rebuild(self.model, self.config.model, self.config.model_options)
         num_classes = max(2, self.model.output.shape[-1])  # one channel: binary sigmoid
         if self.classes is None or len(self.classes) != num_classes:
             self.classes = [f"class_{i}" for i in range(num_classes)]
@@ -46,16 +47,14 @@ class ModelRef:
     def rebuilt(self, input_shape=None, output_stride=None):
         """A ``ModelRef`` whose model is rebuilt with another input shape ((None, None, 3): any
         size) and/or output stride, keeping the weights. Needs the run's configuration."""
-        from kseg.models import rebuild_trained
+        from kseg.models import rebuild
 
         if self.config is None:
             raise ValueError(f"{self.model_path}: no run configuration beside it; cannot rebuild")
         clone = object.__new__(ModelRef)
         clone.__dict__.update(self.__dict__)
-        clone.model, _ = rebuild_trained(
-            self.model, self.config.model, self.config.model_options,
-            input_shape=input_shape or tuple(self.model.input.shape[1:]), output_stride=output_stride,
-        )
+        clone.model, _ = rebuild(self.model, self.config.model, self.config.model_options,
+                                 input_shape=input_shape, output_stride=output_stride)
         return clone
 
     @property
@@ -131,21 +130,9 @@ def evaluate(ref, source, image_size=None, batch_size=8, tta=None):
     return result
 
 
-def resize_image(image, size):
-    """uint8 RGB ``[H, W, 3]`` resized (bilinear, PIL: as kseg.runtime does) to ``size`` (h, w)."""
-    image = np.asarray(image, np.uint8)
-    if image.shape[:2] == tuple(size):
-        return image
-    return np.asarray(Image.fromarray(image).resize((size[1], size[0]), Image.BILINEAR))
-
-
 def to_size(labels, size):
-    """A label map brought (nearest) to ``size`` (h, w), as kseg.runtime does."""
-    labels = np.asarray(labels)
-    if labels.shape == tuple(size):
-        return labels.astype(np.int32)
-    back = Image.fromarray(labels.astype(np.uint8)).resize((size[1], size[0]), Image.NEAREST)
-    return np.asarray(back).astype(np.int32)
+    """A label map brought (nearest) to ``size`` (h, w), int32, as kseg.runtime does."""
+    return resize_labels(labels, size).astype(np.int32)
 
 
 # kseg predict --native segments at the photo's own resolution; beyond this many pixels the photo

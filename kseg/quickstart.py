@@ -31,7 +31,7 @@ RECIPE = TrainConfig(
 def run(out="runs/quickstart", epochs=None, log=print):
     from kseg.data.shapes import ShapesSource
     from kseg.export import export_run
-    from kseg.export.report import format_export
+    from kseg.report.tables import format_export
     from kseg.runtime import Segmenter
     from kseg.train import train
 

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from kseg.contract import ContractError, check_embedded_labels, read_metadata
+from kseg.resize import resize_image, resize_labels
 
 
 def _interpreter(path, num_threads):
@@ -176,12 +177,9 @@ class Segmenter:
     def segment(self, image):
         """Label map ``[H, W]`` (int32) at the input image's original size."""
         im = self._load(image)
-        resized = np.asarray(im.resize((self.model.width, self.model.height), Image.BILINEAR))
+        resized = resize_image(np.asarray(im), (self.model.height, self.model.width))
         labels = self.model.labels(resized)
-        if (im.height, im.width) == labels.shape:
-            return labels
-        back = Image.fromarray(labels.astype(np.uint8)).resize(im.size, Image.NEAREST)
-        return np.asarray(back).astype(np.int32)
+        return resize_labels(labels, (im.height, im.width)).astype(np.int32)
 
     def overlay(self, image, labels=None, alpha=0.5):
         im = self._load(image)

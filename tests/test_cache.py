@@ -1,4 +1,4 @@
-"""--cache FILE: keyed to what it holds, rebuilt after a killed run, shared safely by copy-paste."""
+"""--cache FILE: keyed to what it holds, never half-written under its name, shared by readers."""
 
 import numpy as np
 from PIL import Image
@@ -6,7 +6,8 @@ from PIL import Image
 from conftest import make_folder
 from kseg.data import FolderSource
 from kseg.data.augment import Augmentation
-from kseg.data.pipeline import cache_file, cache_key, training_dataset
+from kseg.data.batches import cache_file, cache_key
+from kseg.data.pipeline import training_dataset
 
 
 def _source(tmp_path, n=6):
@@ -29,21 +30,40 @@ def test_a_cache_path_reused_for_other_data_or_sizes_is_not_served_stale(tmp_pat
     _, label = source.pairs[0]
     Image.fromarray(np.full((16, 20), 1, np.uint8)).save(label)
     assert cache_key(FolderSource(source.root, "train", val_fraction=0), (16, 16)) != key
-    assert len({p.name.split("_")[0].split(".index")[0]
-                for p in cache.parent.glob("examples.*.index")}) == 2
+    assert len(list(cache.parent.glob("examples.*.npy"))) == 2
 
 
 def test_a_cache_left_by_a_killed_run_is_rebuilt(tmp_path):
     source = _source(tmp_path)
     cache = tmp_path / "examples"
-    prefix = cache_file(cache, source, (16, 16))
-    # what a SIGKILL during the first pass leaves: TensorFlow's lockfile and a partial shard
-    (tmp_path / f"{prefix.rsplit('/', 1)[1]}_0.lockfile").write_text("")
-    (tmp_path / f"{prefix.rsplit('/', 1)[1]}_0.data-00000-of-00001").write_bytes(b"partial")
+    path = cache_file(cache, source, (16, 16))
+    # what a SIGKILL while writing leaves: a partial file under a temporary name, never the real
+    # one (its process is gone: pid 2**22 + 1 is above Linux's pid_max)
+    partial = tmp_path / f".{path.name}.{2**22 + 1}-456.partial"
+    partial.write_bytes(b"partial")
     x, y = _first_batch(source, (16, 16), cache)
     assert x.shape == (2, 16, 16, 3)
-    assert not list(tmp_path.glob("*.lockfile"))
-    assert (tmp_path / f"{prefix.rsplit('/', 1)[1]}.index").is_file()
+    assert path.is_file()
+    written = np.load(path)
+    assert written.shape == (6, 16, 16, 4)
+    assert not list(tmp_path.glob(".*.partial"))  # the dead run's leftover is removed
+
+
+def test_a_cache_interrupted_while_written_leaves_nothing_under_its_name(tmp_path, monkeypatch):
+    from kseg.data import batches
+
+    source = _source(tmp_path)
+    path = cache_file(tmp_path / "examples", source, (16, 16))
+
+    def dies(*args):
+        raise KeyboardInterrupt  # the run is stopped half-way through the first pass
+
+    monkeypatch.setattr(source, "load_numpy", lambda i: dies() if i == 3 else type(source).load_numpy(source, i))
+    try:
+        batches.write_cache(path, source, (16, 16))
+    except KeyboardInterrupt:
+        pass
+    assert not path.exists() and not list(tmp_path.glob(".*partial"))
 
 
 def test_copy_paste_reads_a_file_cache_with_two_readers(tmp_path):

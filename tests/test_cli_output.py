@@ -58,3 +58,37 @@ def test_kseg_train_options_default_to_train_config():
         assert got == want, (param.name, got, want)
         checked += 1
     assert checked >= 35
+
+
+def test_kseg_models_lists_every_option_with_its_default_and_meaning():
+    from click.testing import CliRunner
+
+    from kseg import models
+    from kseg.cli import main
+
+    for name in models.names():
+        summary, opts = models.registry.describe(name)
+        assert len(summary) > 40, name
+        assert set(opts) == set(models.options(name))
+        undocumented = [o for o, (_, meaning) in opts.items() if len(meaning) < 10]
+        assert not undocumented, f"{name}: options without a meaning in its Args: {undocumented}"
+    result = CliRunner().invoke(main, ["models"])
+    assert result.exit_code == 0, result.output
+    for name in models.names():
+        assert f"\n{name}\n" in f"\n{result.output}"
+    assert "-o ppm_bins=[1,2,3,6]" in result.output and "-o separable=true" in result.output
+    assert "mobilenetv2, resnet18, resnet50" in result.output
+    one = CliRunner().invoke(main, ["models", "unet"])
+    assert one.exit_code == 0 and "-o base_filters=64" in one.output
+    assert "\ndeeplabv3\n" not in one.output
+    bad = CliRunner().invoke(main, ["models", "segformer"])
+    assert bad.exit_code != 0 and "unknown model 'segformer'" in bad.output
+
+
+def test_option_values_take_json_and_python_spellings():
+    from kseg.cli import _parse_options
+
+    assert _parse_options(["separable=False", "ppm_bins=[1,2]", "backbone=resnet18",
+                           "width=0.5", "weights=None", "batch_norm=true"]) == {
+        "separable": False, "ppm_bins": [1, 2], "backbone": "resnet18", "width": 0.5,
+        "weights": None, "batch_norm": True}

@@ -90,10 +90,11 @@ def test_good_folder_loads_and_streams(tmp_path):
     assert x.shape == (4, 8, 10, 3) and y.shape == (4, 8, 10)
 
 
-def test_tensorflow_and_numpy_loading_decode_jpeg_to_the_same_pixels(tmp_path):
-    # TensorFlow's default JPEG DCT is not PIL's; the deploy runtime decodes with PIL, so the
-    # tf.data path must give the same pixels or export-time scores drift from the runtime's.
-    import tensorflow as tf
+def test_training_validation_and_the_runtime_see_the_same_pixels(tmp_path):
+    # One decode (PIL) and one resize (kseg.resize) for tf.data, the JAX loader and the deploy
+    # runtime: export-time scores are the runtime's, and a JPEG is not decoded two ways.
+    from kseg.data.batches import Examples
+    from kseg.resize import resize_image
 
     root = make_folder(tmp_path / "ok", n=2, size=(64, 48))
     photo = np.zeros((48, 64, 3), np.uint8)
@@ -102,11 +103,12 @@ def test_tensorflow_and_numpy_loading_decode_jpeg_to_the_same_pixels(tmp_path):
     photo[20:30, 10:40] = (250, 10, 120)                            # rounding both show up
     Image.fromarray(photo).save(root / "images" / "im1.jpg", quality=75)
     src = FolderSource(root, "train", val_fraction=0)
-    for i in range(len(src)):
-        image, label = src.load(tf.constant(i, tf.int64))
-        np_image, np_label = src.load_numpy(i)
-        np.testing.assert_array_equal(image.numpy(), np_image)
-        np.testing.assert_array_equal(label.numpy(), np_label)
+    x, _ = next(iter(evaluation_dataset(src, (30, 40), 2)))
+    for i, (image_path, _) in enumerate(src.pairs):
+        with Image.open(image_path) as im:
+            want = resize_image(np.asarray(im.convert("RGB")), (30, 40))
+        np.testing.assert_array_equal(x.numpy()[i], want)
+        np.testing.assert_array_equal(Examples(src, (30, 40))(i)[0], want)
 
 
 def test_split_carving_is_deterministic_and_disjoint(tmp_path):

@@ -85,7 +85,8 @@ def test_output_stride_is_validated_and_changes_no_weight():
         models.build("deeplabv3", num_classes=2, input_shape=(64, 64, 3), output_stride=4)
     opts = dict(backbone="resnet18", width=0.125, aspp_channels=8)
     m16 = models.build("deeplabv3", num_classes=2, input_shape=(64, 64, 3), output_stride=16, **opts)
-    m8 = models.rebuild(m16, "deeplabv3", num_classes=2, input_shape=(64, 64, 3), output_stride=8, **opts)
+    m8, used = models.rebuild(m16, "deeplabv3", dict(opts, output_stride=16), output_stride=8)
+    assert used["output_stride"] == 8
     dil = {l.name: l.dilation_rate for l in m8.layers if hasattr(l, "dilation_rate")}
     assert dil["conv5_block2_2_conv"] == (4, 4) and dil["aspp_3x3_1_conv"] == (12, 12)
     assert all(np.array_equal(a, b) for a, b in zip(m16.get_weights(), m8.get_weights()))

@@ -19,7 +19,7 @@ from PIL import Image
 
 from kseg.data import open_source
 from kseg.data.pairs import parse_remap
-from kseg.plots import triptych
+from kseg.report.figures import triptych
 from kseg.runtime import Segmenter, overlay_image
 
 

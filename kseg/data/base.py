@@ -1,9 +1,10 @@
 """What every dataset loader provides, and how bad data is reported.
 
 A ``Source`` is an indexable collection of (uint8 RGB image, uint8 label map) pairs of one split.
-``load(index)`` is a TensorFlow-graph function of a scalar int64 index, so ``tf.data`` can decode
-examples in parallel and in any (seeded) order without holding the set in memory; ``load_numpy``
-gives the same example without TensorFlow (for the JAX input path and for checks).
+``load_numpy(index)`` decodes one example (PIL, no TensorFlow), so both input paths
+(``kseg.data.batches``) read examples in parallel and in any (seeded) order without holding the
+set in memory. Sources that cannot be read by index (``random_access = False``: tfds stored as
+tfrecord) stream with ``iter_numpy``.
 """
 
 import dataclasses
@@ -107,12 +108,9 @@ class Source:
     def num_classes(self):
         return len(self.classes)
 
-    def load(self, index):
-        """TF graph: scalar int64 index -> (uint8 [H, W, 3], uint8 [H, W])."""
-        raise NotImplementedError
-
     def load_numpy(self, index):
-        """The same example as numpy arrays, without TensorFlow."""
+        """Example ``index`` as numpy arrays (uint8 RGB ``[H, W, 3]``, uint8 ``[H, W]``), without
+        TensorFlow."""
         raise NotImplementedError
 
     def iter_numpy(self, indices=None):

@@ -1,9 +1,9 @@
 """The TensorFlow-free input path (``keras.utils.PyDataset``) used when Keras runs on JAX.
 
-Same contract as ``kseg.data.pipeline``: the training order and augmentation are functions of
-(seed, epoch, position), so a resumed run sees the batches the uninterrupted one would have.
-Examples are decoded with PIL and resized with OpenCV (bilinear image, nearest label) in worker
-threads, or worker processes (``kseg.data.batches``).
+The same examples, order and augmentation as ``kseg.data.pipeline`` (both wrap
+``kseg.data.batches``): functions of (seed, epoch, position), so a resumed run sees the batches the
+uninterrupted one would have, on either backend. Batches are built in worker threads, or worker
+processes.
 """
 
 import multiprocessing
@@ -15,8 +15,7 @@ import keras
 import numpy as np
 
 from kseg.data.augment import Augmentation
-from kseg.data.batches import (BatchMaker, Examples, default_workers, epoch_size, init_worker,
-                               worker_batch)
+from kseg.data.batches import BatchMaker, Examples, default_workers, init_worker, worker_batch
 
 
 WORKER_TIMEOUT_S = 600
@@ -40,7 +39,8 @@ class TrainBatches(keras.utils.PyDataset):
     JAX train step 11x (`benchmarks/bench_jax_train.py --contention 16`, docs/benchmarks.md).
     Processes only help where cores are spare (16 of them on 2 cores: 47x slower), hence the
     default. They are started with ``spawn`` (not a fork of a multithreaded JAX process), import
-    no Keras, and each keeps its own example cache (memory: processes x the decoded dataset).
+    no Keras; with ``cache=True`` each keeps its own example cache (memory: processes x the decoded
+    dataset), with a cache file they all map the one file.
     Sources that cannot be pickled (COCO instances hold a lock) or that set
     ``process_safe = False`` (tfds) use threads.
     """
@@ -51,11 +51,11 @@ class TrainBatches(keras.utils.PyDataset):
         super().__init__(workers=workers, use_multiprocessing=False)
         self.source, self.size, self.batch = source, tuple(image_size), int(batch_size)
         self.n = len(source)
-        _, self.steps = epoch_size(source, self.batch, repeat)
         self.seed, self.epoch = int(seed), int(initial_epoch)
         self.aug = augment if isinstance(augment, Augmentation) else Augmentation(augment or "none")
         self.maker = BatchMaker(source, self.size, self.batch, self.seed, self.aug, cache, repeat)
-        self.examples = self.maker.examples
+        self.steps = self.maker.steps
+        self.examples = self.maker.examples.prepare()
         if processes is None:
             processes = default_processes()
         if processes and not getattr(source, "process_safe", True):
@@ -104,7 +104,7 @@ class EvalBatches(keras.utils.PyDataset):
     def __init__(self, source, image_size, batch_size, workers=None, cache=False):
         super().__init__(workers=workers or default_workers(), use_multiprocessing=False)
         self.source, self.size, self.batch = source, tuple(image_size), int(batch_size)
-        self.examples = Examples(source, self.size, cache)
+        self.examples = Examples(source, self.size, cache).prepare()
 
     def __len__(self):
         return -(-len(self.source) // self.batch)

@@ -7,8 +7,7 @@
   uncovers is filled by inpainting (OpenCV Telea) and labelled ignore, since nobody knows what
   truly lies behind it.
 
-Both are numpy functions of ``(image uint8 [H, W, 3], label uint8 [H, W], rng)`` so they run inside
-``tf.data`` through ``tf.numpy_function`` and are seeded per example.
+Both are numpy functions of ``(image uint8 [H, W, 3], label uint8 [H, W], rng)``, seeded per example by ``Augmentation``.
 """
 
 import cv2

@@ -3,7 +3,7 @@
 A loader (folder, CamVid, VOC, Cityscapes, COCO) only finds its pairs, names its classes and says
 how a label file becomes class indices: a 256-entry lookup ``table`` over the stored values (remaps,
 Cityscapes' label ids -> train ids), or its own ``read_label`` (COCO renders masks from JSON).
-Checking, streaming decode in ``tf.data`` and numpy loading are shared here.
+Checking and loading (PIL) are shared here.
 """
 
 from concurrent.futures import ThreadPoolExecutor
@@ -169,41 +169,3 @@ class PairSource(Source):
         with Image.open(image_path) as im:
             image = np.asarray(im.convert("RGB"))
         return image, self.read_label(label_path)
-
-    def load(self, index):
-        import tensorflow as tf
-
-        images = tf.constant([str(p) for p, _ in self.pairs])
-        labels = tf.constant([str(p) for _, p in self.pairs])
-        image = decode_image_like_pil(tf.io.read_file(tf.gather(images, index)))
-        # Labels are decoded with PIL: tf.io.decode_png expands palette PNGs to colours.
-        label = tf.numpy_function(
-            lambda p: self.read_label(_text(p)), [tf.gather(labels, index)], tf.uint8,
-            stateful=False,
-        )
-        image = tf.ensure_shape(image, (None, None, 3))
-        label.set_shape((None, None))
-        return image, label
-
-
-def decode_image_like_pil(data):
-    """An encoded image (tf.string) as uint8 RGB [H, W, 3], the same pixels as ``load_numpy``'s
-    PIL decode. TensorFlow's JPEG default (fast integer DCT) differs from PIL's by up to ~15 grey
-    levels (CamVid val: 1.2 on average); the accurate DCT matches PIL exactly (both bundle
-    libjpeg-turbo), so training, export-time scoring and the deploy runtime see one image. Still
-    different: 16-bit PNGs (TensorFlow scales them to 8 bits, PIL clips)."""
-    import tensorflow as tf
-
-    return tf.cond(
-        tf.io.is_jpeg(data),
-        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
-        lambda: tf.ensure_shape(
-            tf.io.decode_image(data, channels=3, expand_animations=False), (None, None, 3)),
-    )
-
-
-def _text(value):
-    """A path string from what ``tf.numpy_function`` passes (bytes, or a 0-d array eagerly)."""
-    value = value.item() if isinstance(value, np.ndarray) else value
-    return value.decode() if isinstance(value, bytes) else str(value)
-

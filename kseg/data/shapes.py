@@ -114,16 +114,6 @@ class ShapesSource(Source):
     def load_numpy(self, index):
         return generate(int(index), self.height, self.width, self.seed, self.split)
 
-    def load(self, index):
-        import tensorflow as tf
-
-        image, label = tf.numpy_function(
-            lambda i: self.load_numpy(i), [index], [tf.uint8, tf.uint8], stateful=False
-        )
-        image.set_shape((self.height, self.width, 3))
-        label.set_shape((self.height, self.width))
-        return image, label
-
     def scan(self):
         report = Report(self.where, CLASSES, self.ignore_index)
         for i in range(self.count):

@@ -92,33 +92,12 @@ class TfdsSource(Source):
             if wanted is None or i in wanted:
                 yield i, image, label
 
-    def load(self, index):
+    def stream(self):
+        """All examples of a tfrecord-stored dataset as a ``tf.data`` dataset of (uint8 image,
+        uint8 label), in stored order (read through by ``iter_numpy``)."""
         import tensorflow as tf
 
-        image, label = tf.numpy_function(
-            lambda i: self.load_numpy(i), [index], (tf.uint8, tf.uint8), stateful=False
-        )
-        image.set_shape((None, None, 3))
-        label.set_shape((None, None))
-        return image, label
-
-    def stream(self, shuffle_seed=None):
-        """All examples as a ``tf.data`` dataset of (uint8 image, uint8 label); shuffled
-        (files and a 1024-example buffer) when ``shuffle_seed`` is given."""
-        import tensorflow as tf
-        import tensorflow_datasets as tfds
-
-        if self.random_access:
-            order = np.arange(len(self))
-            if shuffle_seed is not None:
-                order = np.random.default_rng(shuffle_seed).permutation(len(self))
-            return tf.data.Dataset.from_tensor_slices(order.astype(np.int64)).map(
-                self.load, num_parallel_calls=tf.data.AUTOTUNE)
-        config = tfds.ReadConfig(shuffle_seed=shuffle_seed) if shuffle_seed is not None else None
-        ds = self.builder.as_dataset(self.split, shuffle_files=shuffle_seed is not None,
-                                     read_config=config)
-        if shuffle_seed is not None:
-            ds = ds.shuffle(1024, seed=shuffle_seed)
+        ds = self.builder.as_dataset(self.split, shuffle_files=False)
         table = tf.constant(self.table)
 
         def fix(ex):
@@ -131,10 +110,8 @@ class TfdsSource(Source):
         return ds.map(fix, num_parallel_calls=tf.data.AUTOTUNE)
 
     def scan(self):
-        import tensorflow_datasets as tfds
-
         report = Report(self.where, self.classes, self.ignore_index)
-        for i, (image, label) in enumerate(tfds.as_numpy(self.stream())):
+        for i, image, label in self.iter_numpy():
             where = f"{self.where} example {i}"
             if image.shape[:2] != label.shape:
                 report.problems.append((where, f"image {image.shape[:2]} and label {label.shape} sizes differ"))

@@ -46,15 +46,13 @@ def keras_baseline(meta, folder):
 
     checkpoint = Path(str(meta.get("model", {}).get("checkpoint", "")))
     if checkpoint.is_file():
-        from kseg.models import load_model, rebuild_trained
+        from kseg.models import load_model, rebuild
 
         model = load_model(checkpoint, compile=False)
         h, w = meta["input"]["height"], meta["input"]["width"]
         info = meta.get("model", {})
-        if tuple(model.input.shape[1:3]) != (h, w) or info.get("options", {}).get("output_stride"):
-            model, _ = rebuild_trained(model, info["name"], info.get("options", {}),
-                                       input_shape=(h, w, 3),
-                                       output_stride=info.get("options", {}).get("output_stride"))
+        model, _ = rebuild(model, info["name"], info.get("options", {}), input_shape=(h, w, 3),
+                           output_stride=info.get("options", {}).get("output_stride"))
         fn = tf.function(lambda x: model(x, training=False))
         return "Keras (.keras checkpoint)", fn
     saved = tf.saved_model.load(str(Path(folder) / "saved_model"))

@@ -15,7 +15,8 @@ from kseg.contract import METADATA, make_metadata, tflite_name
 from kseg.data.pipeline import evaluation_dataset
 from kseg.export import gpu_delegate, savedmodel, tflite, tflite_metadata
 from kseg.export.verify import verify
-from kseg.models import float32_copy, load_model, rebuild_trained
+from kseg.files import process_alive
+from kseg.models import load_model, rebuild
 from kseg.quiet import quiet_stderr
 from kseg.train.config import TrainConfig
 from kseg.train.rundir import RunDir
@@ -40,30 +41,12 @@ def _replace_folder(tmp, out, overwrite):
         os.replace(tmp, out)
 
 
-def _process_alive(pid):
-    """Whether process ``pid`` (a string from a folder name) still runs on this machine: its
-    partial export is then its own business, not a leftover to clean up."""
-    try:
-        pid = int(pid)
-    except ValueError:
-        return False
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def representative_images(config, count):
     """Up to ``count`` training images at the export size (for int8 calibration), spread over the
     set in a fixed pseudo-random order (read in one pass, so sources that only stream work too)."""
     import numpy as np
 
-    from kseg.inference import resize_image
+    from kseg.resize import resize_image
 
     train = config.open_source("train")
     order = np.random.default_rng(config.seed).permutation(len(train))[: int(count)]
@@ -112,19 +95,15 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
     height, width = config.image_size
     model_path = run.best_model_path()
     model = load_model(model_path, compile=False)
-    model_options = dict(config.model_options)
-    model = float32_copy(model, config.model, model_options)  # a mixed-precision run
-    # another output stride (DeepLab), or a model trained on crops (any input size): the same
-    # weights in a model built for the export size
-    if output_stride is not None or tuple(model.input.shape[1:3]) != (height, width):
-        model, model_options = rebuild_trained(model, config.model, model_options,
-                                               input_shape=(height, width, 3),
-                                               output_stride=output_stride)
+    # the same weights in a float32 model built for the export size (a model trained on crops
+    # takes any size; a mixed-precision run), at another output stride if asked (DeepLab)
+    model, model_options = rebuild(model, config.model, config.model_options,
+                                   input_shape=(height, width, 3), output_stride=output_stride)
     log(f"exporting {model_path} ({height}x{width}, {len(classes)} classes) to {out}")
 
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in out.parent.glob(f".{out.name}.partial-*"):  # left by a killed export
-        if not _process_alive(stale.name.rsplit("-", 1)[-1]):
+        if not process_alive(stale.name.rsplit("-", 1)[-1]):
             shutil.rmtree(stale, ignore_errors=True)
     tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
     tmp.mkdir()

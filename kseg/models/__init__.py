@@ -6,8 +6,8 @@ per-pixel class logits ``[B, H, W, num_classes]``.
 
 from kseg.models import deeplab, fastscnn, fcn, unet  # noqa: F401  (register the families)
 from kseg.models.layers import CropToReference, PadToMultiple, Preprocess
-from kseg.models.registry import (ModelConfigError, build, float32_copy, is_mixed_precision,
-                                  names, options, rebuild, rebuild_trained, register)
+from kseg.models.registry import (ModelConfigError, build, is_mixed_precision, names, options,
+                                  rebuild, register)
 
 
 def load_model(path, compile=True):
@@ -24,8 +24,6 @@ __all__ = [
     "load_model",
     "build",
     "rebuild",
-    "rebuild_trained",
-    "float32_copy",
     "is_mixed_precision",
     "names",
     "options",

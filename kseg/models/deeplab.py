@@ -67,6 +67,26 @@ def build_deeplabv3(
     dropout: float = 0.1,
     weights: str = None,
 ) -> keras.Model:
+    """DeepLabv3 (Chen et al. 2017): backbone with atrous convolutions, atrous spatial pyramid
+    pooling (ASPP: 1x1, three 3x3 at rates 6/12/18 scaled to the output stride, image pooling),
+    a 1x1 classifier, logits upsampled bilinearly to the input.
+
+    Args:
+        backbone: encoder, one of ``kseg.models.backbones.names()`` (mobilenetv2, resnet18,
+            resnet50).
+        width: channel multiplier of the backbone (MobileNetV2's alpha; ResNets scale every
+            stage).
+        output_stride: input size / feature size at the ASPP, 8, 16 or 32 (8: finer, slower;
+            the weights do not change, so a model trained at 16 can be exported at 8).
+        aspp_channels: channels of each ASPP branch and of its projection.
+        dropout: dropout rate after the ASPP projection.
+        weights: ``imagenet`` to start the backbone from ImageNet weights (Keras Applications;
+            needs them downloaded once, or cached), or None to train from scratch.
+
+    Example::
+
+        kseg.models.build("deeplabv3", num_classes=11, backbone="resnet18", output_stride=8)
+    """
     _validate("deeplabv3", output_stride, aspp_channels, dropout)
     inputs = keras.Input(shape=input_shape, dtype="uint8", name="image")
     features = backbones.encode(inputs, backbone, output_stride, width, weights)
@@ -92,9 +112,31 @@ def build_deeplabv3plus(
     dropout: float = 0.1,
     weights: str = None,
 ) -> keras.Model:
-    """DeepLabv3+: ``separable`` (the paper's choice) makes the ASPP and decoder 3x3 convolutions
-    depthwise-separable; ``decoder_convs`` 3x3 convolutions refine the decoder (0: one 1x1
-    convolution, as keras-hub's DeepLabV3 head)."""
+    """DeepLabv3+ (Chen et al. 2018): the DeepLabv3 encoder, and a decoder that upsamples the ASPP
+    output to stride 4, joins it with the backbone's stride-4 features and refines it.
+
+    Args:
+        backbone: encoder, one of ``kseg.models.backbones.names()`` (mobilenetv2, resnet18,
+            resnet50).
+        width: channel multiplier of the backbone (MobileNetV2's alpha; ResNets scale every
+            stage).
+        output_stride: input size / feature size at the ASPP, 8, 16 or 32.
+        aspp_channels: channels of each ASPP branch and of its projection.
+        low_level_channels: the stride-4 backbone features are reduced to this many channels
+            (48 in the paper) before they are joined with the upsampled ASPP output.
+        decoder_channels: channels of the decoder convolutions.
+        decoder_convs: number of 3x3 convolutions refining the decoder (0: one 1x1 convolution).
+        separable: depthwise-separable 3x3 convolutions in the ASPP and decoder (the paper's
+            choice), else plain ones.
+        dropout: dropout rate after the ASPP projection.
+        weights: ``imagenet`` to start the backbone from ImageNet weights (Keras Applications;
+            needs them downloaded once, or cached), or None to train from scratch.
+
+    Example::
+
+        kseg.models.build("deeplabv3plus", num_classes=11, input_shape=(360, 480, 3),
+                          aspp_channels=128, decoder_channels=96)
+    """
     _validate("deeplabv3plus", output_stride, aspp_channels, dropout)
     if low_level_channels < 1 or decoder_channels < 1:
         raise ModelConfigError("deeplabv3plus: low_level_channels and decoder_channels must be positive")

@@ -73,7 +73,23 @@ def build_fastscnn(
     fusion_dilation: int = 4,
     dropout: float = 0.1,
 ) -> keras.Model:
-    """Fast-SCNN; any input size (padded to a multiple of 32 inside, logits cropped back)."""
+    """Fast-SCNN (Poudel et al. 2019): learning to downsample (a conv and two depthwise-separable
+    convs to 1/8), a global feature extractor (MobileNetV2 bottlenecks to 1/32 and pyramid
+    pooling), feature fusion of the two branches at 1/8, and a light classifier. Built for
+    real-time use and for training from scratch. Any input size works (padded to a multiple of 32
+    inside, logits cropped back).
+
+    Args:
+        width: channel multiplier of every stage (1.0: the paper's 32-48-64-96-128 channels).
+        ppm_bins: grid sizes of the pyramid pooling (adaptive average pooling to each grid).
+        fusion_dilation: dilation of the depthwise convolution on the upsampled 1/32 branch in
+            the feature fusion module.
+        dropout: dropout rate before the classifier.
+
+    Example::
+
+        kseg.models.build("fastscnn", num_classes=11, input_shape=(360, 480, 3))
+    """
     # 1. validate
     if not 0.25 <= float(width) <= 2.0:
         raise ModelConfigError(f"fastscnn: width must be in 0.25..2.0, got {width}")

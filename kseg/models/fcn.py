@@ -66,6 +66,16 @@ def _build_fcn(variant, num_classes, input_shape, backbone, width, head_channels
     return backbones.finish(logits, inputs, variant, backbone, width, weights)
 
 
+_SUMMARY = {
+    "fcn32s": "FCN-32s (Long et al. 2015): stride-32 scores upsampled 32x by a learned "
+              "transposed convolution.",
+    "fcn16s": "FCN-16s (Long et al. 2015): stride-32 scores upsampled 2x and summed with "
+              "scores of the stride-16 features, then upsampled 16x.",
+    "fcn8s": "FCN-8s (Long et al. 2015): as FCN-16s, fused once more with the stride-8 "
+             "features, then upsampled 8x.",
+}
+
+
 def _register(variant):
     @register(variant)
     def build(
@@ -82,7 +92,21 @@ def _register(variant):
                           int(head_channels), float(dropout), weights)
 
     build.__name__ = f"build_{variant}"
-    build.__doc__ = f"{variant}: see the module docstring. Total stride 32."
+    build.__doc__ = f"""{_SUMMARY[variant]}
+
+    Args:
+        backbone: encoder, one of ``kseg.models.backbones.names()`` (mobilenetv2, resnet18,
+            resnet50).
+        width: channel multiplier of the backbone.
+        head_channels: channels of the "fc6" (3x3) and "fc7" (1x1) convolutions (4096 in the
+            paper's VGG net).
+        dropout: dropout rate after fc6 and fc7.
+        weights: ``imagenet`` to start the backbone from ImageNet weights, or None.
+
+    Example::
+
+        kseg.models.build("{variant}", num_classes=21, backbone="resnet18")
+    """
     return build
 
 

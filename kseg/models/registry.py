@@ -5,6 +5,7 @@ unknown options by name before any layer is created, and builders validate their
 """
 
 import inspect
+import json
 
 _BUILDERS = {}
 
@@ -41,6 +42,56 @@ def options(name):
     }
 
 
+def describe(name):
+    """``(summary, {option: (default, meaning)})`` of model ``name``, from its builder's
+    docstring (first paragraph, and the ``Args:`` section)."""
+    doc = inspect.cleandoc(_get(name).__doc__ or "")
+    summary = " ".join(doc.split("\n\n")[0].split())
+    meanings, current = {}, None
+    in_args = False
+    for line in doc.splitlines():  # "Args:", then "    option: meaning" + indented continuation
+        stripped = line.strip()
+        if stripped == "Args:":
+            in_args = True
+            continue
+        if not in_args:
+            continue
+        if stripped and not line.startswith(" "):
+            break  # the next section
+        head, _, rest = stripped.partition(":")
+        if head.isidentifier() and line.startswith("    ") and not line.startswith("        "):
+            current = head
+            meanings[current] = rest.strip()
+        elif stripped and current:
+            meanings[current] += " " + stripped
+    return summary, {opt: (default, meanings.get(opt, "")) for opt, default in options(name).items()}
+
+
+def catalogue(name=None, width=100):
+    """Text listing every model (or only ``name``): summary, and each ``-o`` option with its
+    default and meaning (``kseg models``)."""
+    import textwrap
+
+    from kseg.models import backbones
+
+    out = []
+    for model in [name] if name else names():
+        summary, opts = describe(model)
+        out.append(model)
+        out += textwrap.wrap(summary, width, initial_indent="  ", subsequent_indent="  ")
+        for opt, (default, meaning) in opts.items():
+            shown = default if isinstance(default, str) else json.dumps(default, separators=(",", ":"))
+            head = f"  -o {opt}={shown}"
+            out += textwrap.wrap(meaning or "(undocumented)", width, initial_indent=f"{head:<34} ",
+                                 subsequent_indent=" " * 35)
+        out.append("")
+    out += textwrap.wrap(f"backbones (option backbone of the fcn and deeplab families): "
+                         f"{', '.join(backbones.names())}; output strides: "
+                         f"{', '.join(map(str, backbones.OUTPUT_STRIDES))}. Values are JSON "
+                         "(-o separable=false, -o ppm_bins=[1,2,4]).", width)
+    return "\n".join(out)
+
+
 def _get(name):
     try:
         return _BUILDERS[name]
@@ -70,46 +121,36 @@ def build(name, *, num_classes, input_shape=(None, None, 3), **opts):
     return fn(num_classes=int(num_classes), input_shape=input_shape, **opts)
 
 
-def rebuild(model, name, *, num_classes, input_shape=(None, None, 3), **opts):
-    """Model ``name`` built with new options (e.g. another ``output_stride``, or any input size)
-    and given the weights of ``model``; the options must not change any weight's shape."""
-    new = build(name, num_classes=num_classes, input_shape=input_shape, **opts)
-    old_w = model.get_weights()
-    new_w = new.get_weights()
-    if [w.shape for w in old_w] != [w.shape for w in new_w]:
-        raise ModelConfigError(f"{name}: the new options change the weights; cannot reuse them")
-    new.set_weights(old_w)
-    return new
-
-
-def rebuild_trained(model, name, options, *, input_shape, output_stride=None):
-    """A trained ``model`` (built as ``name`` with ``options``) rebuilt at ``input_shape`` and, if
-    given, another ``output_stride``, with its trained weights. Returns (model, options used);
-    pretrained-weight loading is dropped from the options since the trained weights are copied."""
-    opts = dict(options)
-    opts.pop("weights", None)
-    if output_stride is not None:
-        opts["output_stride"] = int(output_stride)
-    new = rebuild(model, name, num_classes=model.output.shape[-1], input_shape=input_shape, **opts)
-    return new, opts
-
-
 def is_mixed_precision(model):
     return any(str(getattr(layer.dtype_policy, "name", "float32")).startswith("mixed")
                for layer in model.layers)
 
 
-def float32_copy(model, name, options):
-    """``model`` itself, or, when it was trained with a mixed-precision policy, the same model
-    rebuilt in float32 with its weights (for evaluation and export)."""
-    if not is_mixed_precision(model):
-        return model
+def rebuild(model, name, options, *, input_shape=None, output_stride=None):
+    """A trained ``model`` (built as ``name`` with ``options``) built again with its weights:
+    at another ``input_shape`` ((None, None, 3): any size; default: its own), at another
+    ``output_stride`` (DeepLab), and in float32 (a mixed-precision model is evaluated and
+    exported in float32). Returns (model, options used); pretrained-weight loading is dropped
+    from the options, since the trained weights are copied. Options that would change a weight's
+    shape are refused. The model itself is returned when nothing would change."""
     import keras
 
+    opts = dict(options)
+    opts.pop("weights", None)
+    if output_stride is not None:
+        opts["output_stride"] = int(output_stride)
+    shape = tuple(model.input.shape[1:]) if input_shape is None else tuple(input_shape)
+    if (shape == tuple(model.input.shape[1:]) and output_stride is None
+            and not is_mixed_precision(model)):
+        return model, opts
     previous = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
-        new, _ = rebuild_trained(model, name, options, input_shape=tuple(model.input.shape[1:]))
+        new = build(name, num_classes=model.output.shape[-1], input_shape=shape, **opts)
     finally:
         keras.mixed_precision.set_global_policy(previous)
-    return new
+    old_w, new_w = model.get_weights(), new.get_weights()
+    if [w.shape for w in old_w] != [w.shape for w in new_w]:
+        raise ModelConfigError(f"{name}: the new options change the weights; cannot reuse them")
+    new.set_weights(old_w)
+    return new, opts

@@ -30,9 +30,23 @@ def build_unet(
     upsampling: str = "transpose",
     dropout: float = 0.0,
 ) -> keras.Model:
-    """U-Net with ``depth`` poolings (the paper's 5-level net is depth 4) and ``base_filters`` at the
-    first level, doubling per level. Any input size works: it is padded to a multiple of
-    ``2**depth`` inside the model and the logits are cropped back.
+    """U-Net (Ronneberger et al. 2015): a contracting path of two 3x3 convolutions and a 2x2
+    max-pooling per level, an expanding path that upsamples and joins the features of the same
+    level (skip connections). Any input size works: it is padded to a multiple of ``2**depth``
+    inside the model and the logits are cropped back.
+
+    Args:
+        depth: number of poolings (the paper's 5-level net is depth 4), 1..6.
+        base_filters: filters at the first level, doubled per level (64 in the paper).
+        batch_norm: batch normalisation after every convolution (not in the paper; trains far
+            faster from scratch).
+        upsampling: ``transpose`` (2x2 transposed convolution, the paper's up-convolution) or
+            ``bilinear`` (bilinear resize then a 1x1 convolution).
+        dropout: dropout rate at the bottom of the U.
+
+    Example::
+
+        kseg.models.build("unet", num_classes=2, input_shape=(512, 512, 3), base_filters=16)
     """
     # 1. validate
     if not 1 <= int(depth) <= 6:

@@ -101,7 +101,7 @@ class OverlaySamples(keras.callbacks.Callback):
         import numpy as np
         import tensorflow as tf
 
-        from kseg.plots import triptych
+        from kseg.report.figures import triptych
         from kseg.runtime import scores_to_labels
 
         if self._writer is None:

@@ -15,13 +15,13 @@ import numpy as np
 def training_batches(source, image_size, batch_size, count, seed=0):
     """``count`` un-augmented batches (uint8 numpy) of ``source``, in a seeded order, resized to
     ``image_size`` without TensorFlow (so the JAX path can use them too)."""
-    from kseg.data.batches import resize_pair_numpy
+    from kseg.resize import resize_pair
 
     order = np.random.default_rng(seed + 17).permutation(len(source))
     batches = []
     for b in range(min(int(count), len(source) // batch_size)):
         idx = order[b * batch_size:(b + 1) * batch_size]
-        batches.append(np.stack([resize_pair_numpy(*source.load_numpy(i), image_size)[0]
+        batches.append(np.stack([resize_pair(*source.load_numpy(i), image_size)[0]
                                  for i in idx]))
     return batches
 

@@ -21,6 +21,8 @@ import os
 import shutil
 from pathlib import Path
 
+from kseg.files import fsync_dir, fsync_file
+
 CONFIG = "config.json"
 STATE = "state.json"
 METRICS = "metrics.json"
@@ -31,20 +33,6 @@ BEST = "best.keras"
 
 class RunConflictError(RuntimeError):
     """The run folder belongs to a different configuration."""
-
-
-def fsync_file(path):
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def fsync_dir(path):
-    """Make the entries of folder ``path`` (a rename, a new link) durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_json_atomic(path, obj):

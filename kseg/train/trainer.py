@@ -156,15 +156,14 @@ def _datasets(config, train_src, val_src, global_batch, done):
             deterministic=config.deterministic, repeat=config.repeat,
         )
         val_ds = evaluation_dataset(val_src, config.image_size, config.batch_size,
-                                    cache=bool(config.cache) or None)
+                                    cache=config.cache)
         return train_ds, val_ds, steps
     from kseg.data.numpy_pipeline import EvalBatches, TrainBatches
 
-    cache = bool(config.cache)  # in memory (a cache file is a tf.data feature)
     train_ds = TrainBatches(train_src, config.image_size, global_batch, initial_epoch=done,
-                            seed=config.seed, augment=augmentation, cache=cache,
+                            seed=config.seed, augment=augmentation, cache=config.cache,
                             repeat=config.repeat)
-    val_ds = EvalBatches(val_src, config.image_size, config.batch_size, cache=cache)
+    val_ds = EvalBatches(val_src, config.image_size, config.batch_size, cache=config.cache)
     return train_ds, val_ds, train_ds.steps
 
 
@@ -394,7 +393,7 @@ def _result(run, t0, report, strategy, log):
         log(f"trained on {keras.backend.backend()}: run `kseg report {run.path}` (TensorFlow) "
             "for report.html")
     elif report:
-        from kseg.train.report import write_report
+        from kseg.report.run_page import write_report
 
         result["report"] = str(write_report(run.path, log=log))
     return result

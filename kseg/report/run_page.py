@@ -28,7 +28,7 @@ def _img_tag(path_or_array, alt):
 
 def write_report(run_path, samples=4, batch_size=8, log=print):
     """Evaluate the run's best checkpoint on its validation data and write ``report.html``."""
-    from kseg import plots
+    from kseg.report import figures
     from kseg.data.pipeline import evaluation_dataset
     from kseg.inference import ModelRef, evaluate, format_scores
     from kseg.runtime import scores_to_labels
@@ -45,12 +45,12 @@ def write_report(run_path, samples=4, batch_size=8, log=print):
     for images, labels in evaluation_dataset(val, size, batch_size).take(1):
         pred = scores_to_labels(ref.model.predict_on_batch(images))
         for i in range(min(samples, len(images))):
-            overlays.append(plots.triptych(np.asarray(images[i]), np.asarray(labels[i]), pred[i], n,
+            overlays.append(figures.triptych(np.asarray(images[i]), np.asarray(labels[i]), pred[i], n,
                                            val.ignore_index))
     with tempfile.TemporaryDirectory() as tmp:
-        curves = plots.save_curves(entries, Path(tmp) / "curves.png", title=str(run.path))
-        ious = plots.save_class_iou(ref.classes, result["iou"], Path(tmp) / "iou.png")
-        cm = plots.save_confusion_matrix(result["confusion_matrix"], ref.classes,
+        curves = figures.save_curves(entries, Path(tmp) / "curves.png", title=str(run.path))
+        ious = figures.save_class_iou(ref.classes, result["iou"], Path(tmp) / "iou.png")
+        cm = figures.save_confusion_matrix(result["confusion_matrix"], ref.classes,
                                          Path(tmp) / "cm.png", title="best checkpoint, validation")
         tags = {k: _img_tag(v, k) for k, v in (("curves", curves), ("iou", ious), ("cm", cm))}
     state = run.state()
