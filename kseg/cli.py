@@ -285,7 +285,7 @@ def _source_for(ref, data, split, data_opts):
 
 
 @main.command()
-@click.argument("model")
+@click.argument("models", nargs=-1, required=True)
 @click.option("--data", help="Dataset (default: the run's validation data).")
 @click.option("--split", default="val", show_default=True)
 @data_options
@@ -295,14 +295,17 @@ def _source_for(ref, data, split, data_opts):
 @click.option("--tta", help="Test-time augmentation, e.g. flip,rotate=-10,-5,5,10,scales=0.75,1,1.25; "
               "flip,turns: all 8 symmetries of the square (data with no up or left; "
               "kseg orientation RUN tells).")
-def evaluate(model, data, split, data_opts, output_stride, json_path, tta):
-    """Score MODEL (a run folder or .keras file): per-class IoU, mIoU, pixel accuracy."""
+def evaluate(models, data, split, data_opts, output_stride, json_path, tta):
+    """Score MODELS (run folders or .keras files): per-class IoU, mIoU, pixel accuracy. Several
+    models are scored as one ensemble (the mean of their class probabilities)."""
     from kseg.data import DatasetError
-    from kseg.inference import ModelRef, evaluate as run_eval, format_scores
+    from kseg.inference import Ensemble, ModelRef, evaluate as run_eval, format_scores
     from kseg.models import ModelConfigError
 
+    model = models[0] if len(models) == 1 else f"ensemble of {len(models)}"
     try:
-        ref = ModelRef(model)
+        refs = [ModelRef(m) for m in models]
+        ref = refs[0] if len(refs) == 1 else Ensemble(refs)
         if output_stride:
             ref = ref.rebuilt(output_stride=int(output_stride))
         source = _source_for(ref, data, split, data_opts)

@@ -64,6 +64,42 @@ class ModelRef:
         return None if h is None or w is None else (int(h), int(w))
 
 
+class Ensemble:
+    """Several trained models scored as one: per pixel, the mean of their class probabilities
+    (a sigmoid's one channel counts as two classes). Stands in for a ``ModelRef``: its
+    ``model.predict_on_batch`` returns log mean probabilities (softmax gives the mean back), so
+    evaluation, prediction and TTA treat it as one model. All members must predict the same
+    classes and take the same input size."""
+
+    def __init__(self, refs):
+        refs = list(refs)
+        if len(refs) < 2:
+            raise ValueError("an ensemble needs at least two models")
+        first = refs[0]
+        for ref in refs[1:]:
+            if list(ref.classes) != list(first.classes):
+                raise ValueError(f"{ref.model_path} predicts {list(ref.classes)}, "
+                                 f"{first.model_path} {list(first.classes)}: not one ensemble")
+        sizes = {ref.input_size for ref in refs} - {None}
+        if len(sizes) > 1:
+            raise ValueError("ensemble members take different input sizes: "
+                             + ", ".join(f"{r.model_path} {r.input_size}" for r in refs))
+        self.refs, self.config, self.classes = refs, first.config, list(first.classes)
+        self.model_path = " + ".join(str(r.model_path) for r in refs)
+        self.model = self
+        self.input_size = next(iter(sizes), None)
+
+    def predict_on_batch(self, images):
+        from kseg.tta import probabilities
+
+        mean = np.mean([probabilities(r.model.predict_on_batch(images), np.float64)
+                        for r in self.refs], axis=0)
+        return np.log(np.maximum(mean, 1e-12)).astype(np.float32)
+
+    def rebuilt(self, input_shape=None, output_stride=None):
+        return Ensemble([r.rebuilt(input_shape, output_stride) for r in self.refs])
+
+
 def for_tta(ref, tta):
     """``ref`` ready for ``tta``: rescaled passes, and quarter turns of a non-square input, need
     a model that takes any input size."""

@@ -1,7 +1,6 @@
 """The pieces of the trained-model recipes (tools/train_camvid.sh, tools/train_isbi.sh): epoch
 budgeting, starting from another model's weights, packing a run, loader worker processes."""
 
-import importlib.util
 import json
 import subprocess
 
@@ -15,13 +14,6 @@ from kseg.data import open_source
 from kseg.data.augment import Augmentation
 from kseg.data.numpy_pipeline import TrainBatches
 from kseg.train.trainer import init_weights
-
-
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_budget_leaves_out_the_tracing_epoch_and_keeps_room_to_resume():
@@ -86,20 +78,36 @@ def test_time_budget_fits_the_epoch_count_and_keeps_it_on_resume(tmp_path, monke
                                      str(tmp_path / "x")]).exit_code == 2
 
 
-def test_ensemble_probabilities_softmax_and_binary_sigmoid():
-    from kseg.runtime import scores_to_labels
+class _FixedModel:
+    def __init__(self, scores, classes=("a", "b", "c"), size=None, name="m"):
+        self.scores, self.classes, self.input_size = scores, list(classes), size
+        self.model, self.model_path, self.config = self, name, None
 
-    prob = _tool("ensemble_eval").probabilities
+    def predict_on_batch(self, images):
+        return self.scores
+
+
+def test_an_ensemble_averages_class_probabilities_softmax_and_binary_sigmoid():
+    from kseg.inference import Ensemble, label_batch
+    from kseg.tta import probabilities
+
     rng = np.random.default_rng(0)
-    logits = rng.normal(size=(2, 5, 7, 3)) * 20  # large: overflow would show as nan
-    p = prob(logits)
-    np.testing.assert_allclose(p.sum(-1), 1.0)
-    np.testing.assert_array_equal(p.argmax(-1), scores_to_labels(logits))
-    binary = rng.normal(size=(2, 5, 7, 1))
-    p = prob(binary)
-    assert p.shape == (2, 5, 7, 2)
-    np.testing.assert_array_equal(p.argmax(-1), scores_to_labels(binary))
-    np.testing.assert_allclose(p[..., 1], 1 / (1 + np.exp(-binary[..., 0])))
+    a, b = rng.normal(size=(2, 2, 5, 7, 3)) * 3
+    assert np.isfinite(Ensemble([_FixedModel(a * 100), _FixedModel(b)]).predict_on_batch(None)).all()
+    ens = Ensemble([_FixedModel(a), _FixedModel(b)])
+    want = (probabilities(a, np.float64) + probabilities(b, np.float64)) / 2
+    np.testing.assert_allclose(probabilities(ens.model.predict_on_batch(None)), want, atol=1e-5)
+    np.testing.assert_array_equal(label_batch(ens, np.zeros((2, 5, 7, 3), np.uint8)), want.argmax(-1))
+    # a binary model's one sigmoid channel counts as (1 - p, p)
+    logit = rng.normal(size=(2, 5, 7, 1))
+    two = np.concatenate([np.zeros_like(logit), logit], axis=-1)  # softmax of (0, z) = sigmoid
+    binary = Ensemble([_FixedModel(logit, ("bg", "fg")), _FixedModel(two, ("bg", "fg"))])
+    np.testing.assert_allclose(probabilities(binary.model.predict_on_batch(None))[..., 1],
+                               1 / (1 + np.exp(-logit[..., 0])), atol=1e-5)
+    with pytest.raises(ValueError, match="not one ensemble"):
+        Ensemble([_FixedModel(a), _FixedModel(b, ("a", "b", "d"))])
+    with pytest.raises(ValueError, match="different input sizes"):
+        Ensemble([_FixedModel(a, size=(8, 8)), _FixedModel(b, size=(16, 16))])
 
 
 def test_recipe_scripts_parse_and_reject_an_unknown_preset(tmp_path):

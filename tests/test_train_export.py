@@ -85,6 +85,13 @@ def test_evaluate_and_predict(run_dir, tmp_path):
     tta_scores = json.loads(js.read_text())
     assert tta_scores["tta"] == "flip,rotate=-5,5,scales=0.75,1" and 0 < tta_scores["miou"] <= 1
     assert invoke("evaluate", run_dir, "--tta", "rotate=90").exit_code == 2  # a clear usage error
+    # two models: one ensemble (here the same run twice: the mean of equal probabilities)
+    r = invoke("evaluate", run_dir, run_dir / "last.keras", "--json", js)
+    assert r.exit_code == 0, r.output
+    assert "ensemble of 2" in r.output or "+" in r.output
+    ens = json.loads(js.read_text())
+    last_epoch = entries[-1]["val_miou"]
+    assert min(scores["miou"], last_epoch) - 1e-3 <= ens["miou"] <= max(scores["miou"], last_epoch) + 0.05
 
     from PIL import Image
 
