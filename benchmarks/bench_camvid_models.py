@@ -6,7 +6,7 @@ Every .tflite of every folder is timed on the same 360x480 image (a CamVid val i
 ../shared/data is present) with ai-edge-litert (XNNPACK, batch 1) at 1 and 2 threads. The files
 take turns, one call each per round, so that whatever else the machine does falls on all of them
 alike; the table gives medians, p90 and each file's median relative to the first folder's file
-of the same mode.
+of the same kind (int8 vs int8; float32 or float16 vs the first folder's float file).
 """
 
 import argparse
@@ -18,6 +18,10 @@ from PIL import Image
 from kseg.contract import read_metadata
 from kseg.export.benchmark import time_calls
 from kseg.runtime import TFLiteModel
+
+
+def _kind(mode):
+    return "float" if mode.startswith("float") else mode
 
 
 def main():
@@ -49,10 +53,10 @@ def main():
                 times[i].extend(time_calls(lambda m=m: m(image), 1, 0))
         medians = {}
         for (folder, mode, path, _), t in zip(files, times):
-            medians[(folder, mode)] = float(np.median(t))
+            medians.setdefault((folder, _kind(mode)), float(np.median(t)))
         for (folder, mode, path, _), t in zip(files, times):
-            base = medians.get((args.folders[0], mode))
-            ratio = f"{medians[(folder, mode)] / base:.2f}x" if base else "-"
+            base = medians.get((args.folders[0], _kind(mode)))
+            ratio = f"{float(np.median(t)) / base:.2f}x" if base else "-"
             print(f"| `{path}` | {path.stat().st_size / 1048576:.2f} MiB | {threads} | "
                   f"{np.median(t):.1f} | {np.percentile(t, 90):.1f} | {ratio} |")
 

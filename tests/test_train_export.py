@@ -266,6 +266,13 @@ def test_every_tflite_mode_and_labels_output(run_dir, tmp_path):
         assert f"model_{mode}.tflite" in r.output
     f32 = (out / "model_float32.tflite").stat().st_size
     assert (out / "model_int8.tflite").stat().st_size < f32  # a tiny model: headers dominate
+    # the same run exported again gives the same bytes: a re-export commits nothing new
+    again = tmp_path / "again"
+    r = invoke("export", run_dir, "--tflite", "--quantize", "float32,int8", "--representative", 16,
+               "--max-miou-drop", 100, "--name", "all", "--out", again)
+    assert r.exit_code == 0, r.output
+    for mode in ("float32", "int8"):
+        assert (again / f"model_{mode}.tflite").read_bytes() == (out / f"model_{mode}.tflite").read_bytes()
 
     from kseg.runtime import Segmenter
 

@@ -192,5 +192,7 @@ def embed(data, *, classes, name, description, version, author="kseg", license="
     model.metadata = [*(model.metadata or []), entry]
     packed = io.BytesIO(tflite_graph.write_model(model))
     with zipfile.ZipFile(packed, "a", compression=zipfile.ZIP_STORED) as zf:
-        zf.writestr(LABELS_FILE, labels_text(classes))
+        # a fixed date: the same model gives the same bytes (a re-export adds nothing to git)
+        entry = zipfile.ZipInfo(LABELS_FILE, date_time=(1980, 1, 1, 0, 0, 0))
+        zf.writestr(entry, labels_text(classes))
     return packed.getvalue()
