@@ -85,8 +85,8 @@ def main():
         f"{' --only ' + args.only if args.only else ''}` on {platform.machine()} "
         f"({os.cpu_count()} cores), {args.size}x{args.size} input, {args.classes} classes, default widths, "
         f"random weights; latency = median of {args.runs} runs after 3 warm-up runs, ai-edge-litert with "
-        f"{args.threads} threads (XNNPACK). On this AVX2 CPU without VNNI int8 is not expected to be "
-        "faster than float32; its gain here is size.",
+        f"{args.threads} threads (XNNPACK). The last column says whether int8 pays off in speed on "
+        "this CPU; everywhere, its gain is size.",
         "",
         "| model | backbone | params (M) | multiply-adds (G) | float32 KB | int8 KB | float32 ms | int8 ms | int8/float32 time |",
         "|---|---|---|---|---|---|---|---|---|",

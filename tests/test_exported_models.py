@@ -18,7 +18,8 @@ DATA = {
     "camvid": (("camvid",), lambda root: open_source(f"camvid:{root}", "val", image_size=(360, 480))),
     "camvid-fast": (("camvid",), lambda root: open_source(f"camvid:{root}", "val", image_size=(360, 480))),
     "isbi2012": (("isbi2012", "train"), lambda root: open_source(
-        str(root), "val", classes=["membrane", "cell"], remap={255: 1}, image_size=(512, 512))),
+        str(root), "val", classes=["membrane", "cell"], remap={255: 1}, val_split="last",
+        image_size=(512, 512))),
 }
 
 

@@ -5,7 +5,7 @@ truth | prediction (ignored truth pixels black).
     python tools/results_overlays.py exported/camvid/model_int8.tflite camvid:../shared/data/camvid \
         --count 3 --out docs/results/camvid
     python tools/results_overlays.py exported/isbi2012/model_int8.tflite ../shared/data/isbi2012/train \
-        --classes membrane,cell --remap 255:1 --count 3 --out docs/results/isbi2012
+        --classes membrane,cell --remap 255:1 --val-split last --count 3 --out docs/results/isbi2012
 
 Writes OUT_<image stem>.png (half size, to keep the repository small) and prints each image's
 pixel accuracy.
@@ -30,6 +30,8 @@ def main(argv=None):
     p.add_argument("--split", default="val")
     p.add_argument("--classes", help="comma-separated class names (folder data)")
     p.add_argument("--remap", help="FROM:TO[,...] label rewrites (folder data)")
+    p.add_argument("--val-split", default="random", choices=["random", "first", "last"],
+                   help="how a single folder's val pairs were carved (as for kseg train)")
     p.add_argument("--count", type=int, default=3)
     p.add_argument("--out", required=True, help="path prefix of the PNG files")
     args = p.parse_args(argv)
@@ -38,7 +40,8 @@ def main(argv=None):
     size = (seg.metadata["input"]["height"], seg.metadata["input"]["width"])
     source = open_source(args.data, args.split, image_size=size,
                          classes=args.classes.split(",") if args.classes else None,
-                         remap=parse_remap(args.remap) if args.remap else None)
+                         remap=parse_remap(args.remap) if args.remap else None,
+                         val_split=args.val_split)
     num_classes, ignore = len(seg.classes), seg.metadata.get("ignore_index", 255)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
