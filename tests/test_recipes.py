@@ -2,6 +2,7 @@
 budgeting, starting from another model's weights, packing a run, loader worker processes."""
 
 import json
+import time
 import subprocess
 
 import keras
@@ -46,11 +47,11 @@ def test_time_budget_fits_the_epoch_count_and_keeps_it_on_resume(tmp_path, monke
 
     from kseg.cli import main
 
-    def run(out, budget, epochs):
+    def run(out, budget, epochs, *extra):
         return CliRunner().invoke(main, [
             "train", "--data", "shapes:16", "--image-size", "16", "16", "-o", "depth=1",
             "-o", "base_filters=2", "--batch-size", "4", "--epochs", str(epochs),
-            "--schedule", "poly", "--time-budget", budget, "--out", str(out)])
+            "--schedule", "poly", "--time-budget", budget, "--out", str(out), *extra])
 
     tiny = tmp_path / "tiny"
     r = run(tiny, "1s", 50)
@@ -76,6 +77,19 @@ def test_time_budget_fits_the_epoch_count_and_keeps_it_on_resume(tmp_path, monke
     assert schedule.total_steps == 5 * 4  # 16 images, batch 4: 4 steps per epoch
     assert CliRunner().invoke(main, ["train", "--time-budget", "soon", "--out",
                                      str(tmp_path / "x")]).exit_code == 2
+    # a call stopped (or killed) inside the probe: the next one counts the epochs already spent
+    seen = []
+    monkeypatch.setattr(budget, "fit_epochs", lambda m, b, elapsed, *a: seen.append(elapsed) or (4, 1.0))
+    cut = tmp_path / "cut"
+    r = run(cut, "1h", 8, "--stop-after", "1")
+    assert r.exit_code == 0 and not seen  # ended inside the probe: nothing fitted yet
+    first_epoch = json.loads((cut / "metrics.json").read_text())[0]["seconds"]
+    t0 = time.time()
+    r = run(cut, "1h", 8)
+    assert r.exit_code == 0, r.output
+    probe = [e["seconds"] for e in json.loads((cut / "metrics.json").read_text())[:3]]
+    assert len(seen) == 1 and seen[0] >= sum(probe)  # epoch 1 (the first call) included
+    assert seen[0] - first_epoch <= time.time() - t0
 
 
 class _FixedModel:

@@ -213,6 +213,8 @@ def _train_in_budget(config, out, overwrite, verbose, log, report, strategy, pol
                           stop_after)
         started = time.time()
         before = run.state()["epoch"] if run.exists and not overwrite else 0
+        # epochs a killed or stopped earlier call already spent count against the budget too
+        spent = sum(float(e.get("seconds", 0.0)) for e in run.metrics()[:before]) if before else 0.0
         first = _train(config, out, overwrite, verbose, log, False, strategy, policy,
                        stop_after=probe - before if before < probe else 1)
         overwrite = False
@@ -223,7 +225,7 @@ def _train_in_budget(config, out, overwrite, verbose, log, report, strategy, pol
             if stop_after < 1:
                 return first
         epochs, per_epoch = budget.fit_epochs(
-            run.metrics(), float(config.time_budget), time.time() - started, probe,
+            run.metrics(), float(config.time_budget), time.time() - started + spent, probe,
             float(os.environ.get("KSEG_RETRACE_S", budget.RETRACE_S)))
         epochs = min(epochs, config.epochs)
         plan = {"epochs": epochs, "seconds_per_epoch": per_epoch,
