@@ -108,3 +108,26 @@ def test_the_page_segments_its_sample_as_the_runtime_does(shapes_export, tmp_pat
     assert page.shape == ours.shape
     assert np.mean(page == ours) >= 0.99
     assert (tmp_path / "page.png").stat().st_size > 1000
+
+
+def test_demo_refuses_another_version_of_the_web_runtime(shapes_export, tmp_path, monkeypatch):
+    import io
+    import json
+    import tarfile
+
+    from kseg.demo import RUNTIME_FILES, RUNTIME_VERSION
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    tgz = tmp_path / "tasks-vision-0.10.0.tgz"
+    with tarfile.open(tgz, "w:gz") as tar:
+        for name, data in [("package/package.json", json.dumps(
+                {"name": "@mediapipe/tasks-vision", "version": "0.10.0"}).encode()),
+                           *((f"package/{f}", b"x") for f in RUNTIME_FILES)]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    r = CliRunner().invoke(main, ["demo", str(shapes_export), "--out", str(tmp_path / "d"),
+                                  "--runtime-dir", str(tgz)])
+    assert r.exit_code == 1 and "@mediapipe/tasks-vision@0.10.0" in r.output
+    assert RUNTIME_VERSION in r.output and not (tmp_path / "d").exists()
+    assert not list((tmp_path / "cache").rglob("vision_bundle.mjs"))  # not cached as the right one

@@ -62,7 +62,7 @@ def find_runtime(runtime_dir=None, log=print):
         path = Path(runtime_dir)
         if path.is_file() and path.name.endswith(".tgz"):  # unpacked once into the cache
             cached = _cache_dir() / "package"
-            if not all((cached / f).is_file() for f in RUNTIME_FILES):
+            if not _complete(cached):
                 _install(path, cached)
             path = cached
         elif (path / "package").is_dir():
@@ -71,9 +71,10 @@ def find_runtime(runtime_dir=None, log=print):
         if missing:
             raise DemoError(f"{runtime_dir}: not the {RUNTIME_PACKAGE} package (missing "
                             f"{', '.join(missing)}); {how}")
+        _check_version(path, runtime_dir, how)
         return path
     cached = _cache_dir() / "package"
-    if all((cached / f).is_file() for f in RUNTIME_FILES):
+    if _complete(cached):
         return cached
     npm = shutil.which("npm")
     if npm is None:
@@ -90,11 +91,37 @@ def find_runtime(runtime_dir=None, log=print):
     return cached
 
 
+def _complete(cached):
+    """Whether the cache holds the whole runtime package of the right version."""
+    return (all((cached / f).is_file() for f in RUNTIME_FILES)
+            and _package_id(cached) == f"{RUNTIME_PACKAGE}@{RUNTIME_VERSION}")
+
+
+def _package_id(package):
+    """``name@version`` of an unpacked npm package (``?`` for what its package.json lacks)."""
+    try:
+        info = json.loads((Path(package) / "package.json").read_text())
+    except (OSError, ValueError):
+        info = {}
+    return f"{info.get('name', '?')}@{info.get('version', '?')}"
+
+
+def _check_version(package, where, how):
+    """Refuse an unpacked npm package other than ``RUNTIME_PACKAGE@RUNTIME_VERSION``: the page is
+    written against that version's API, and the cache is named after it."""
+    got = _package_id(package)
+    if got != f"{RUNTIME_PACKAGE}@{RUNTIME_VERSION}":
+        raise DemoError(f"{where}: holds {got}, the page needs {RUNTIME_PACKAGE}@{RUNTIME_VERSION}; "
+                        f"{how}")
+
+
 def _install(tgz, cached):
     """Unpack npm package ``tgz`` beside ``cached`` and move its package/ folder into place."""
     staging = Path(tempfile.mkdtemp(prefix="kseg-runtime-", dir=_mkdir(cached.parent)))
     try:
         _unpack(tgz, staging)
+        _check_version(staging / "package", tgz, f"get it with `npm pack {RUNTIME_PACKAGE}@"
+                       f"{RUNTIME_VERSION}`")
         if cached.exists():
             shutil.rmtree(cached)
         os.replace(staging / "package", cached)
