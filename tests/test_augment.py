@@ -227,3 +227,18 @@ def test_tf_data_and_the_tensorflow_free_loader_give_the_same_batches(tmp_path, 
             np.testing.assert_array_equal(x, tx.numpy())
             np.testing.assert_array_equal(y, ty.numpy())
         loader.on_epoch_end()
+
+
+def test_a_pipeline_file_is_applied_as_written_with_no_mirror_added(tmp_path):
+    # data whose labels have a left and a right (ISBI's offset, text) must never be mirrored
+    # unless the file says so: presets mirror, files do exactly what they list
+    import albumentations as A
+
+    path = tmp_path / "photometric.yaml"
+    A.save(A.Compose([A.RandomBrightnessContrast(p=1.0)]), str(path), data_format="yaml")
+    aug = Augmentation(str(path))
+    image, label = coded_example()
+    for s in range(16):
+        out_image, out_label = apply(aug, image, label, seed=(s, 4))
+        np.testing.assert_array_equal(out_label, label)
+        assert not np.array_equal(out_image, image)

@@ -128,7 +128,7 @@ class Augmentation:
             pipe.set_random_seed(int(rng.integers(2**31 - 1)))
             out = pipe(image=np.ascontiguousarray(image), mask=np.ascontiguousarray(label))
             image, label = out["image"].astype(np.uint8), out["mask"].astype(np.uint8)
-        if self.preset != "none" and rng.random() < 0.5:
+        if self.preset in ("flip", "light", "strong") and rng.random() < 0.5:  # files: their own
             image, label = flip(image, label)
         if self.preset == "light":
             image, label = scale_crop(image, label, rng, (0.75, 1.25), self.ignore_index)
