@@ -12,12 +12,24 @@ parallel loading deliver out of order (a little faster; then a resumed run no lo
 exact batch composition).
 """
 
+import atexit
+import gc
+
 import tensorflow as tf
 
 from kseg.data.augment import Augmentation
 from kseg.data.batches import BatchMaker, Examples
 
 AUTOTUNE = tf.data.AUTOTUNE
+
+
+@atexit.register
+def _collect_iterators():
+    """Collect unreachable tf.data iterators before the interpreter finalizes: an iterator with
+    ``tf.numpy_function`` calls in flight cannot finish them once Python refuses its threads the
+    GIL, and its destructor would then wait for ever. (An iterator still referenced at exit, e.g.
+    a module-level ``it = iter(ds)``, should be deleted by its owner before exit.)"""
+    gc.collect()
 
 
 def as_augmentation(augment, ignore_index=255):
