@@ -3,7 +3,6 @@ headless Chromium; MediaPipe's web runtime segments the bundled sample in the pa
 read back from the page must agree with kseg.runtime. Skips, saying why, where no browser, driver
 or web runtime can be had (CI installs Debian's chromium and chromium-driver)."""
 
-import shutil
 import threading
 import time
 from pathlib import Path

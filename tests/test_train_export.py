@@ -221,7 +221,7 @@ def test_losses_and_class_weights_from_the_cli(tmp_path):
 
 
 def test_binary_sigmoid_model_trains_exports_and_runs(tmp_path):
-    from conftest import REPO, make_folder
+    from conftest import make_folder
 
     data = make_folder(tmp_path / "binary", n=10, size=(24, 16))
     out = tmp_path / "run"

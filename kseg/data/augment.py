@@ -97,11 +97,6 @@ class Augmentation:
     def needs_donor(self):
         return self.copy_paste > 0
 
-    @property
-    def output_size(self):
-        """(height, width) of what ``__call__`` returns for examples of ``size``: the crop, if any."""
-        return self.crop
-
     def _albumentations(self):
         """This thread's copy of the albumentations pipeline (pipelines keep random state)."""
         pipe = getattr(self._local, "pipe", None)
@@ -116,8 +111,8 @@ class Augmentation:
     def __call__(self, image, label, seed, donor=None, num_classes=256):
         """Augment one resized example (uint8 ``[H, W, 3]``, uint8 ``[H, W]``); ``seed`` is two
         integers (position, run seed). ``donor``: another example, for copy-paste."""
-        seed = [int(v) for v in np.asarray(seed, dtype=np.int64).ravel()]
-        rng = np.random.default_rng(np.asarray(seed, dtype=np.int64).view(np.uint64).tolist())
+        words = np.asarray(seed, dtype=np.int64).ravel().view(np.uint64).tolist()
+        rng = np.random.default_rng(words)
         class_ids = self.object_classes if self.object_classes is not None else range(num_classes)
         if donor is not None and self.needs_donor and rng.random() < self.copy_paste:
             image, label = objects.copy_paste(image, label, donor[0], donor[1], rng, class_ids)
@@ -134,7 +129,7 @@ class Augmentation:
             image, label = scale_crop(image, label, rng, (0.75, 1.25), self.ignore_index)
             image = colour_jitter(image, rng)
         if self.crop is not None:  # its own generator: the draws above do not depend on the crop
-            image, label = random_crop(image, label, self.crop, np.random.default_rng([*seed, 5]),
+            image, label = random_crop(image, label, self.crop, np.random.default_rng([*words, 5]),
                                        self.ignore_index)
         return np.ascontiguousarray(image, np.uint8), np.ascontiguousarray(label, np.uint8)
 
