@@ -16,13 +16,15 @@ import json
 import zipfile
 from pathlib import Path
 
+from kseg.errors import KsegError
+
 FORMAT = 1
 METADATA = "metadata.json"
 EMBEDDED_LABELS = "labels.txt"  # zipped onto a .tflite with its standard TFLite metadata
 OUTPUT_KINDS = ("scores", "labels")
 
 
-class ContractError(ValueError):
+class ContractError(KsegError, ValueError):
     """An exported model folder or file that does not follow the contract."""
 
 

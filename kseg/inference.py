@@ -8,6 +8,7 @@ from PIL import Image
 from kseg import metrics as kmetrics
 from kseg.resize import resize_image, resize_labels
 from kseg.runtime import colourize, overlay_image, scores_to_labels
+from kseg.errors import ConfigError, InputError, NotFoundError
 
 
 class ModelRef:
@@ -24,13 +25,13 @@ class ModelRef:
         if path.is_dir():
             run = RunDir(path)
             if not run.exists:
-                raise FileNotFoundError(f"{path}: not a kseg run folder (no config.json)")
+                raise NotFoundError(f"{path}: not a kseg run folder (no config.json)")
             self.model_path = run.best_model_path()
         elif path.is_file():
             self.model_path = path
             run = RunDir(path.parent)  # a checkpoint inside a run folder keeps its run's config
         else:
-            raise FileNotFoundError(f"{path}: no such run folder or model file")
+            raise NotFoundError(f"{path}: no such run folder or model file")
         if run.exists:
             raw = run.config()
             self.config = TrainConfig.from_json(raw, where=str(run.file("config.json")))
@@ -50,7 +51,7 @@ class ModelRef:
         from kseg.models import rebuild
 
         if self.config is None:
-            raise ValueError(f"{self.model_path}: no run configuration beside it; cannot rebuild")
+            raise ConfigError(f"{self.model_path}: no run configuration beside it; cannot rebuild")
         clone = object.__new__(ModelRef)
         clone.__dict__.update(self.__dict__)
         clone.model, _ = rebuild(self.model, self.config.model, self.config.model_options,
@@ -74,15 +75,15 @@ class Ensemble:
     def __init__(self, refs):
         refs = list(refs)
         if len(refs) < 2:
-            raise ValueError("an ensemble needs at least two models")
+            raise ConfigError("an ensemble needs at least two models")
         first = refs[0]
         for ref in refs[1:]:
             if list(ref.classes) != list(first.classes):
-                raise ValueError(f"{ref.model_path} predicts {list(ref.classes)}, "
+                raise ConfigError(f"{ref.model_path} predicts {list(ref.classes)}, "
                                  f"{first.model_path} {list(first.classes)}: not one ensemble")
         sizes = {ref.input_size for ref in refs} - {None}
         if len(sizes) > 1:
-            raise ValueError("ensemble members take different input sizes: "
+            raise ConfigError("ensemble members take different input sizes: "
                              + ", ".join(f"{r.model_path} {r.input_size}" for r in refs))
         self.refs, self.config, self.classes = refs, first.config, list(first.classes)
         self.model_path = " + ".join(str(r.model_path) for r in refs)
@@ -106,7 +107,7 @@ def for_tta(ref, tta):
     if tta is None or ref.input_size is None or not tta.needs_any_size_for(ref.input_size):
         return ref
     if ref.config is None:
-        raise ValueError(f"{ref.model_path}: TTA scales (and turns of a non-square input) need "
+        raise ConfigError(f"{ref.model_path}: TTA scales (and turns of a non-square input) need "
                          "a model of any input size, and this file has no run configuration to "
                          "rebuild it; use scales=1 without turns")
     return ref.rebuilt(input_shape=(None, None, 3))
@@ -130,9 +131,9 @@ def evaluate(ref, source, image_size=None, batch_size=8, tta=None):
     the same label maps."""
     image_size = image_size or ref.input_size or (ref.config.image_size if ref.config else None)
     if image_size is None:
-        raise ValueError("the model takes any size; give --image-size to evaluate at")
+        raise ConfigError("the model takes any size; give --image-size to evaluate at")
     if len(source.classes) != len(ref.classes):
-        raise ValueError(
+        raise ConfigError(
             f"{source.where} has {len(source.classes)} classes but the model predicts {len(ref.classes)}"
         )
     ref = for_tta(ref, tta)
@@ -185,14 +186,14 @@ def predict_labels(ref, image, tta=None, native=False):
     rgb = image.convert("RGB")
     if native:
         if ref.input_size is not None:
-            raise ValueError("native resolution needs a model of any input size "
+            raise ConfigError("native resolution needs a model of any input size "
                              "(ref.rebuilt(input_shape=(None, None, 3)))")
         scale = min(1.0, (NATIVE_MAX_PIXELS / (rgb.width * rgb.height)) ** 0.5)
         size = (max(1, round(rgb.height * scale)), max(1, round(rgb.width * scale)))
     else:
         size = ref.input_size or (ref.config.image_size if ref.config else None)
         if size is None:
-            raise ValueError(f"{ref.model_path}: the model takes any size and has no run "
+            raise ConfigError(f"{ref.model_path}: the model takes any size and has no run "
                              "configuration to say its training size; use native resolution")
     x = resize_image(np.asarray(rgb), size)
     labels = label_batch(ref, x[None], tta)[0]
@@ -236,7 +237,7 @@ def predict_files(ref, paths, out_dir, tta=None, native=False):
             with Image.open(path) as im:
                 image = im.convert("RGB")
         except OSError as exc:
-            raise ValueError(f"{path}: cannot read image ({exc})") from None
+            raise InputError(f"{path}: cannot read image ({exc})") from None
         labels = predict_labels(ref, image, tta, native=native)
         n = len(ref.classes)
         targets = {

@@ -19,6 +19,7 @@ import keras
 from keras import ops
 
 from kseg import DEFAULT_IGNORE_INDEX
+from kseg.errors import ConfigError
 
 _EPS = 1e-7
 
@@ -53,7 +54,7 @@ def _per_class(values, num_classes, name):
     if isinstance(values, (int, float)):
         values = [float(values)] * num_classes
     if len(values) != num_classes:
-        raise ValueError(f"{name} has {len(values)} values but the model predicts {num_classes} classes")
+        raise ConfigError(f"{name} has {len(values)} values but the model predicts {num_classes} classes")
     return ops.convert_to_tensor([float(v) for v in values], dtype="float32")
 
 
@@ -113,9 +114,9 @@ class FocalLoss(_SegLoss):
     def __init__(self, gamma=2.0, alpha=None, mode="softmax", name="focal", **kwargs):
         super().__init__(name=name, **kwargs)
         if mode not in ("softmax", "binary"):
-            raise ValueError(f"focal loss mode must be 'softmax' or 'binary', got {mode!r}")
+            raise ConfigError(f"focal loss mode must be 'softmax' or 'binary', got {mode!r}")
         if float(gamma) < 0:
-            raise ValueError(f"focal loss gamma must be >= 0, got {gamma}")
+            raise ConfigError(f"focal loss gamma must be >= 0, got {gamma}")
         self.gamma = float(gamma)
         self.alpha = alpha if alpha is None or isinstance(alpha, (int, float)) else [float(a) for a in alpha]
         self.mode = mode
@@ -272,7 +273,7 @@ class CombinedLoss(keras.losses.Loss):
         self.losses = [keras.losses.deserialize(l) if isinstance(l, dict) else l for l in losses]
         weights = [1.0] * len(self.losses) if weights is None else [float(w) for w in weights]
         if len(weights) != len(self.losses):
-            raise ValueError(f"{len(weights)} loss weights given for {len(self.losses)} losses")
+            raise ConfigError(f"{len(weights)} loss weights given for {len(self.losses)} losses")
         self.weights = weights
         super().__init__(name=name or "_plus_".join(l.name for l in self.losses), **kwargs)
 
@@ -328,7 +329,7 @@ def _build_one(name, options):
     try:
         cls = _LOSSES[name]
     except KeyError:
-        raise ValueError(f"unknown loss {name!r}; available: {', '.join(names())}") from None
+        raise ConfigError(f"unknown loss {name!r}; available: {', '.join(names())}") from None
     accepted = _accepted(cls)
     kwargs = {}
     for key, value in options.items():
@@ -351,10 +352,10 @@ def get(spec="ce", loss_weights=None, **options):
         return spec
     parts = _parts(spec)
     if not parts:
-        raise ValueError(f"empty loss spec {spec!r}")
+        raise ConfigError(f"empty loss spec {spec!r}")
     built = [_build_one(p, options) for p in parts]
     if len(built) == 1:
         if loss_weights not in (None, [1], [1.0]):
-            raise ValueError(f"loss weights {loss_weights} given for the single loss {spec!r}")
+            raise ConfigError(f"loss weights {loss_weights} given for the single loss {spec!r}")
         return built[0]
     return CombinedLoss(built, loss_weights)

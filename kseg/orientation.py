@@ -20,6 +20,8 @@ The first check reads the data only (no model is run).
 
 import numpy as np
 
+from kseg.errors import ConfigError
+
 
 def alignment_table(images, labels, class_index, shift, ignore_index=None):
     """``[2*shift+1, 2*shift+1]``: mean intensity of the pixels labelled ``class_index`` minus the
@@ -40,7 +42,7 @@ def alignment_table(images, labels, class_index, shift, ignore_index=None):
             inside = (rolled == class_index) & keep
             outside = (rolled != class_index) & keep
             if not inside.any() or not outside.any():
-                raise ValueError(f"class {class_index} is absent (or everywhere) in the labels")
+                raise ConfigError(f"class {class_index} is absent (or everywhere) in the labels")
             table[i, j] = x[inside].mean() - x[outside].mean()
     return table
 
@@ -119,14 +121,14 @@ def report(run, cls=None, shift=2, split="val", batch=1, no_model=False, per_ima
 
     ref = ModelRef(run)
     if ref.config is None:
-        raise ValueError(f"{run}: no run configuration to name the validation data")
+        raise ConfigError(f"{run}: no run configuration to name the validation data")
     size = tuple(ref.config.image_size)
     source = ref.config.open_source(split)
     classes = list(source.classes)
     if cls is not None and cls not in classes:
-        raise ValueError(f"class {cls!r}: not one of {classes}")
+        raise ConfigError(f"class {cls!r}: not one of {classes}")
     if not no_model and size[0] != size[1]:
-        raise ValueError("the symmetry check turns the input by quarter turns: square images "
+        raise ConfigError("the symmetry check turns the input by quarter turns: square images "
                          "only (or use the alignment check alone)")
     batches = list(evaluation_dataset(source, size, 8))
     images = np.concatenate([np.asarray(b[0]) for b in batches])

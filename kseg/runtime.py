@@ -16,6 +16,7 @@ from PIL import Image
 
 from kseg.contract import ContractError, check_embedded_labels, read_metadata
 from kseg.resize import resize_image, resize_labels
+from kseg.errors import ConfigError, InputError
 
 
 def _interpreter(path, num_threads):
@@ -63,7 +64,7 @@ class TFLiteModel:
         if x.ndim == 3:
             x = x[None]
         if x.shape != (1, self.height, self.width, 3) or x.dtype != np.uint8:
-            raise ValueError(
+            raise ConfigError(
                 f"{self.path}: expected uint8 [1, {self.height}, {self.width}, 3], got {x.dtype} {list(x.shape)}"
             )
         self.interpreter.set_tensor(self.input["index"], x)
@@ -156,18 +157,18 @@ class Segmenter:
                 with Image.open(image) as im:
                     return im.convert("RGB")
             except OSError as exc:
-                raise ValueError(f"{image}: cannot read image ({exc})") from None
+                raise InputError(f"{image}: cannot read image ({exc})") from None
         if isinstance(image, np.ndarray):
             if image.dtype != np.uint8:
                 lo, hi = (float(image.min()), float(image.max())) if image.size else (0.0, 0.0)
-                raise ValueError(
+                raise ConfigError(
                     f"image array is {image.dtype} (values {lo:g}..{hi:g}); the model takes uint8 "
                     "RGB 0..255. Convert it yourself, e.g. (x * 255).round().astype(np.uint8) for "
                     "floats in [0, 1], so that nothing is rescaled by guess")
             if image.ndim == 2:
                 image = np.repeat(image[..., None], 3, axis=-1)
             if image.ndim != 3 or image.shape[-1] not in (1, 3, 4):
-                raise ValueError(f"image array has shape {list(image.shape)}; expected [H, W], "
+                raise ConfigError(f"image array has shape {list(image.shape)}; expected [H, W], "
                                  "[H, W, 3] or [H, W, 4]")
             if image.shape[-1] == 1:
                 image = np.repeat(image, 3, axis=-1)

@@ -18,6 +18,8 @@ import dataclasses
 import cv2
 import numpy as np
 
+from kseg.errors import ConfigError
+
 
 def probabilities(scores, dtype=np.float32):
     """Class probabilities [..., C] from model scores: softmax of logits, or a sigmoid's one
@@ -101,7 +103,7 @@ class TTA:
                 key, _, token = token.partition("=")
                 key = key.strip()
                 if key not in ("rotate", "scales"):
-                    raise ValueError(f"TTA: unknown key {key!r} in {spec!r} (flip, turns, rotate=, "
+                    raise ConfigError(f"TTA: unknown key {key!r} in {spec!r} (flip, turns, rotate=, "
                                      "scales=)")
             elif token == "flip":
                 flip, key = True, None
@@ -110,20 +112,20 @@ class TTA:
                 turns, key = True, None
                 continue
             if key is None:
-                raise ValueError(f"TTA: {token!r} in {spec!r} is not flip, turns, rotate=... or "
+                raise ConfigError(f"TTA: {token!r} in {spec!r} is not flip, turns, rotate=... or "
                                  "scales=...")
             try:
                 value = float(token)
             except ValueError:
-                raise ValueError(f"TTA: {token!r} in {spec!r} is not a number") from None
+                raise ConfigError(f"TTA: {token!r} in {spec!r} is not a number") from None
             if key == "rotate":
                 if abs(value) > 45:
-                    raise ValueError(f"TTA: rotation {value} is not a small angle (|angle| <= 45; "
+                    raise ConfigError(f"TTA: rotation {value} is not a small angle (|angle| <= 45; "
                                      "exact quarter turns: turns)")
                 angles.append(value)
             else:
                 if not 0.25 <= value <= 4:
-                    raise ValueError(f"TTA: scale {value} outside 0.25..4")
+                    raise ConfigError(f"TTA: scale {value} outside 0.25..4")
                 scales.append(value)
         return cls(flip=flip, angles=tuple(a for a in angles if a), scales=tuple(scales or [1.0]),
                    turns=turns)

@@ -50,7 +50,8 @@ TRAIN_JAX = r"""
 import sys
 sys.modules["tensorflow"] = None  # the JAX training path must not need TensorFlow
 from kseg.cli import main
-main(["train", "--data", "shapes:48", "--image-size", "32", "32", "--batch-size", "8",
+# --backend reaches Keras before it is imported; group options (--verbose) are kept
+main([*sys.argv[2:], "train", "--backend", "jax", "--data", "shapes:48", "--image-size", "32", "32", "--batch-size", "8",
       "-o", "depth=2", "-o", "base_filters=4", "-o", "batch_norm=false", "--epochs", "2",
       "--learning-rate", "0.01", "--augment", "light", "--copy-paste", "0.5",
       "--schedule", "poly", "--ema", "0.9", "--out", sys.argv[1]], standalone_mode=False)
@@ -63,7 +64,8 @@ assert keras.backend.backend() == "jax"
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed")
 def test_jax_backend_trains_without_tensorflow_and_tensorflow_exports_it(tmp_path):
     run = tmp_path / "jaxrun"
-    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    env = {k: v for k, v in os.environ.items() if k != "KERAS_BACKEND"}
+    env["JAX_PLATFORMS"] = "cpu"
     proc = subprocess.run([sys.executable, "-c", TRAIN_JAX, str(run)], capture_output=True,
                           text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -72,9 +74,10 @@ def test_jax_backend_trains_without_tensorflow_and_tensorflow_exports_it(tmp_pat
     entries = json.loads((run / "metrics.json").read_text())
     assert [e["epoch"] for e in entries] == [1, 2] and entries[-1]["val_miou"] > 0
     # the same command resumes (no epochs left) under JAX too
-    proc = subprocess.run([sys.executable, "-c", TRAIN_JAX, str(run)], capture_output=True,
-                          text=True, env=env, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", TRAIN_JAX, str(run), "--verbose"],
+                          capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0 and "already finished" in proc.stdout
+    assert [s["backend"] for s in json.loads((run / "sessions.json").read_text())] == ["jax"]
 
     from click.testing import CliRunner
 

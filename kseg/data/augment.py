@@ -31,6 +31,7 @@ import numpy as np
 
 from kseg.data import objects
 from kseg.resize import resize_pair
+from kseg.errors import ConfigError
 
 PRESETS = ("none", "flip", "light", "strong")
 
@@ -55,12 +56,12 @@ def load_pipeline(path):
 
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"{path}: augmentation file not found (or use none, light, strong)")
+        raise ConfigError(f"{path}: augmentation file not found (or use none, light, strong)")
     try:
         fmt = "yaml" if path.suffix.lower() in (".yaml", ".yml") else "json"
         return A.load(str(path), data_format=fmt)
     except Exception as exc:
-        raise ValueError(f"{path}: not an albumentations pipeline ({exc})") from None
+        raise ConfigError(f"{path}: not an albumentations pipeline ({exc})") from None
 
 
 @dataclasses.dataclass
@@ -76,10 +77,10 @@ class Augmentation:
         if self.crop is not None:
             self.crop = tuple(int(v) for v in self.crop)
             if len(self.crop) != 2 or min(self.crop) < 8:
-                raise ValueError(f"crop must be two sizes >= 8, got {self.crop}")
+                raise ConfigError(f"crop must be two sizes >= 8, got {self.crop}")
         for name in ("copy_paste", "object_transform"):
             if not 0.0 <= float(getattr(self, name)) <= 1.0:
-                raise ValueError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
+                raise ConfigError(f"{name} is a probability in [0, 1], got {getattr(self, name)}")
         if self.preset not in PRESETS:
             load_pipeline(self.preset)  # fail early on a bad file
         self._local = threading.local()

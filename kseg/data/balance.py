@@ -11,6 +11,8 @@ magnitude. A class with no pixels gets weight 0 (it never occurs in the loss any
 
 import numpy as np
 
+from kseg.errors import ConfigError
+
 METHODS = ("inverse", "median-frequency", "enet")
 
 
@@ -18,7 +20,7 @@ def class_weights(report, method):
     counts = np.asarray(report.pixel_counts[: len(report.classes)], dtype=np.float64)
     total = counts.sum()
     if total == 0:
-        raise ValueError(f"{report.where}: no labelled pixels to compute class weights from")
+        raise ConfigError(f"{report.where}: no labelled pixels to compute class weights from")
     share = counts / total
     present = counts > 0
     w = np.zeros_like(share)
@@ -32,6 +34,6 @@ def class_weights(report, method):
     elif method == "enet":
         w[present] = 1.0 / np.log(1.02 + share[present])
     else:
-        raise ValueError(f"unknown class-weight method {method!r}; available: {', '.join(METHODS)}")
+        raise ConfigError(f"unknown class-weight method {method!r}; available: {', '.join(METHODS)}")
     return (w / np.sum(share * w)).tolist()
 

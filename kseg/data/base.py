@@ -11,8 +11,10 @@ import dataclasses
 
 import numpy as np
 
+from kseg.errors import KsegError
 
-class DatasetError(ValueError):
+
+class DatasetError(KsegError, ValueError):
     """A dataset that cannot be used; ``problems`` lists ``(file, problem)`` pairs."""
 
     def __init__(self, where, problems):

@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from kseg.data.base import DatasetError, Report, Source
+from kseg.errors import ConfigError
 
 LABEL_MODES = ("L", "P")
 
@@ -29,7 +30,7 @@ def parse_remap(text):
             src, dst = item.split(":")
             out[int(src)] = "ignore" if dst.strip() == "ignore" else int(dst)
         except ValueError:
-            raise ValueError(
+            raise ConfigError(
                 f"bad remap entry {item!r}: expected FROM:TO with integers 0..255 or TO=ignore"
             ) from None
     return out
@@ -41,7 +42,7 @@ def remap_table(remap, ignore_index, base=None):
     for src, dst in (remap or {}).items():
         dst = ignore_index if dst == "ignore" else dst
         if not (0 <= int(src) <= 255 and 0 <= int(dst) <= 255):
-            raise ValueError(f"remap {src}:{dst}: values must be in 0..255")
+            raise ConfigError(f"remap {src}:{dst}: values must be in 0..255")
         table[int(src)] = int(dst)
     return table
 
@@ -72,7 +73,7 @@ def carve_split(keys, split, val_fraction, seed, val_split="random"):
     a randomly drawn validation image has its near-identical neighbours in training."""
     keys = list(keys)
     if val_split not in VAL_SPLITS:
-        raise ValueError(f"val_split must be one of {', '.join(VAL_SPLITS)}, got {val_split!r}")
+        raise ConfigError(f"val_split must be one of {', '.join(VAL_SPLITS)}, got {val_split!r}")
     if not val_fraction or split not in ("train", "val") or len(keys) < 2:
         return keys
     n_val = max(1, int(round(len(keys) * float(val_fraction))))
@@ -115,7 +116,7 @@ class PairSource(Source):
     def read_label(self, path):
         with Image.open(path) as lb:
             if lb.mode not in self.label_modes:
-                raise ValueError(f"label has mode {lb.mode}; expected a single-channel PNG of "
+                raise ConfigError(f"label has mode {lb.mode}; expected a single-channel PNG of "
                                  f"class indices ({' or '.join(self.label_modes)})")
             return self.decode_label(np.asarray(lb)).astype(np.uint8)
 

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from kseg.data.base import Report, Source
+from kseg.errors import ConfigError
 
 CLASSES = ("background", "circle", "rectangle", "triangle", "star")
 SPLIT_OFFSETS = {"train": 0, "val": 1_000_003, "test": 2_000_003}
@@ -63,7 +64,7 @@ def _polygon(cls, cx, cy, r, angle):
             a = k * math.pi / 5
             pts.append((rad * math.cos(a), rad * math.sin(a)))
     else:
-        raise ValueError(cls)
+        raise AssertionError(cls)
     ca, sa = math.cos(angle), math.sin(angle)
     return [(cx + x * ca - y * sa, cy + x * sa + y * ca) for x, y in pts]
 
@@ -71,7 +72,7 @@ def _polygon(cls, cx, cy, r, angle):
 def generate(index, height=128, width=128, seed=0, split="train", max_objects=5):
     """Image ``index`` of ``split``: (uint8 [H, W, 3] RGB image, uint8 [H, W] label map)."""
     if split not in SPLIT_OFFSETS:
-        raise ValueError(f"shapes: split must be one of {', '.join(SPLIT_OFFSETS)}, got {split!r}")
+        raise ConfigError(f"shapes: split must be one of {', '.join(SPLIT_OFFSETS)}, got {split!r}")
     rng = _rng(seed, split, index)
     img = _texture(rng, height, width)
     label = np.zeros((height, width), dtype=np.uint8)
@@ -106,7 +107,7 @@ class ShapesSource(Source):
         self.ignore_index = 255
         self.where = f"shapes:{split} ({self.count} generated {self.height}x{self.width} images)"
         if split not in SPLIT_OFFSETS:
-            raise ValueError(f"shapes: split must be one of {', '.join(SPLIT_OFFSETS)}, got {split!r}")
+            raise ConfigError(f"shapes: split must be one of {', '.join(SPLIT_OFFSETS)}, got {split!r}")
 
     def __len__(self):
         return self.count

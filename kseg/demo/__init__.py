@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from kseg.contract import ContractError, embedded_labels, read_metadata
+from kseg.errors import KsegError
 from kseg.runtime import palette
 
 RUNTIME_PACKAGE = "@mediapipe/tasks-vision"
@@ -36,7 +37,7 @@ RUNTIME_FILES = ("vision_bundle.mjs", "wasm/vision_wasm_internal.js",
 STATIC = Path(__file__).parent / "static"
 
 
-class DemoError(RuntimeError):
+class DemoError(KsegError, RuntimeError):
     """A demo that cannot be built (no runtime, a folder that is not an export)."""
 
 

@@ -16,6 +16,8 @@ and the Task Library read it as it is; a binary sigmoid model gives two classes 
 import numpy as np
 import tensorflow as tf
 
+from kseg.errors import ConfigError
+
 
 MODES = ("float32", "float16", "dynamic", "int8")
 QUANTIZED = ("dynamic", "int8")  # judged by mIoU drop; the float modes by argmax agreement
@@ -40,7 +42,7 @@ def _serving_fn(model, output):
         return {"labels": tf.argmax(s, axis=-1, output_type=tf.int32)}
 
     if output not in OUTPUTS:
-        raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
+        raise ConfigError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
     return tf.function(scores if output == "scores" else labels)
 
 
@@ -68,7 +70,7 @@ def calibration(images):
     """A representative-dataset generator over uint8 images ``[H, W, 3]``."""
     images = list(images)
     if not images:
-        raise ValueError("int8 quantization needs at least one representative image")
+        raise ConfigError("int8 quantization needs at least one representative image")
 
     def gen():
         for image in images:
@@ -80,7 +82,7 @@ def calibration(images):
 def make_converter(model, height, width, mode="float32", representative=None, output="scores"):
     """The configured ``tf.lite.TFLiteConverter`` behind ``convert``."""
     if mode not in MODES:
-        raise ValueError(f"unknown TFLite mode {mode!r}; available: {', '.join(MODES)}")
+        raise ConfigError(f"unknown TFLite mode {mode!r}; available: {', '.join(MODES)}")
     spec = tf.TensorSpec([1, int(height), int(width), 3], tf.uint8, name="images")
     fn = _serving_fn(model, output).get_concrete_function(spec)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn])
@@ -91,7 +93,7 @@ def make_converter(model, height, width, mode="float32", representative=None, ou
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     elif mode == "int8":
         if representative is None:
-            raise ValueError("int8 quantization needs representative images")
+            raise ConfigError("int8 quantization needs representative images")
         gen = calibration(representative)
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = gen

@@ -23,6 +23,8 @@ MediaPipe's generated schema code and runs it in both clients. Nothing here impo
 import io
 import zipfile
 
+from kseg.errors import ConfigError
+
 METADATA_NAME = b"TFLITE_METADATA"
 LABELS_FILE = "labels.txt"
 SEGMENTER_METADATA = "SEGMENTER_METADATA"
@@ -160,7 +162,7 @@ def model_metadata(*, name, description, version, author, license, classes, heig
 def labels_text(classes):
     for c in classes:
         if not c or "\n" in c or "\r" in c:
-            raise ValueError(f"class name {c!r} cannot be written as one line of {LABELS_FILE}")
+            raise ConfigError(f"class name {c!r} cannot be written as one line of {LABELS_FILE}")
     return "".join(f"{c}\n" for c in classes)
 
 
@@ -171,12 +173,12 @@ def embed(data, *, classes, name, description, version, author="kseg", license="
 
     model = tflite_graph.read_model(data)
     if any(m.name == METADATA_NAME for m in (model.metadata or [])):
-        raise ValueError("the model already carries TFLITE_METADATA")
+        raise RuntimeError("the model already carries TFLITE_METADATA")
     graph = model.subgraphs[0]
     out_shape = [int(d) for d in graph.tensors[int(graph.outputs[0])].shape]
     in_shape = [int(d) for d in graph.tensors[int(graph.inputs[0])].shape]
     if len(out_shape) != 4 or out_shape[3] != len(classes):
-        raise ValueError(f"output shape {out_shape} does not hold scores for {len(classes)} classes")
+        raise ConfigError(f"output shape {out_shape} does not hold scores for {len(classes)} classes")
     meta = model_metadata(name=name, description=description, version=version, author=author,
                           license=license, classes=list(classes), height=in_shape[1],
                           width=in_shape[2])

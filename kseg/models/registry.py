@@ -7,10 +7,12 @@ unknown options by name before any layer is created, and builders validate their
 import inspect
 import json
 
+from kseg.errors import KsegError
+
 _BUILDERS = {}
 
 
-class ModelConfigError(ValueError):
+class ModelConfigError(KsegError, ValueError):
     """A model name or option that cannot be built."""
 
 

@@ -1,55 +1,195 @@
-"""``TrainConfig``: everything a training run was asked for; stored as ``runs/NAME/config.json``."""
+"""``TrainConfig``: everything a training run was asked for; stored as ``runs/NAME/config.json``.
+
+Each field is declared once, here: its default, its meaning (``help``) and, where the command
+line spells it differently from the field, how (``flags``, ``parse``). ``kseg train`` and the data
+options of ``kseg evaluate`` / ``kseg data check`` generate their options from these fields
+(``kseg.cli``), so the CLI, the library and config.json cannot disagree on a name or a default.
+
+Field metadata (``option(...)``):
+    help      the option's help text (required)
+    flags     the option names, e.g. ``("--option", "-o")``; default ``--field-name``; a boolean
+              field may give ``"--on/--off"``
+    parse     turns the command-line text (a tuple where ``multiple``) into the field's value;
+              raises ``ConfigError``
+    choices   the accepted values (also checked by ``__post_init__``)
+    nargs, multiple, metavar, type    as for a click option (``type`` defaults to the type of the
+              default value)
+"""
 
 import dataclasses
+import json
 
 from kseg import DEFAULT_IGNORE_INDEX, __version__
+from kseg.data.pairs import VAL_SPLITS
+from kseg.errors import ConfigError
+
+OPTIMIZERS = ("adamw", "sgd")
+SCHEDULES = ("poly", "cosine", "constant")
+STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+AUGMENT_PRESETS_HELP = "none | flip | light | strong, or an albumentations pipeline file (JSON/YAML)."
+
+
+def option(default=dataclasses.MISSING, *, help, factory=dataclasses.MISSING, **cli):
+    """A ``TrainConfig`` field with its command-line description (see the module docstring)."""
+    unknown = set(cli) - {"flags", "parse", "choices", "nargs", "multiple", "metavar", "type"}
+    if unknown:
+        raise TypeError(f"option(): unknown key(s) {sorted(unknown)}")
+    return dataclasses.field(default=default, default_factory=factory,
+                             metadata={"help": help, **cli})
+
+
+# --- how command-line text becomes a field value (each raises ConfigError) ---
+
+def split_names(text):
+    """``"car, Pedestrian"`` -> ``["car", "Pedestrian"]``; empty -> None."""
+    names = [c.strip() for c in str(text).split(",") if c.strip()] if text else []
+    return names or None
+
+
+def parse_floats(text):
+    if not text:
+        return None
+    try:
+        return [float(v) for v in str(text).split(",")]
+    except ValueError:
+        raise ConfigError(f"{text!r}: expected comma-separated numbers") from None
+
+
+def parse_class_weights(text):
+    from kseg.data.balance import METHODS
+
+    return text if text is None or text in METHODS else parse_floats(text)
+
+
+def parse_remap(text):
+    from kseg.data.pairs import parse_remap as parse
+
+    return parse(text)
+
+
+def parse_model_options(items):
+    """``("depth=3", "upsampling=bilinear")`` -> ``{"depth": 3, "upsampling": "bilinear"}``;
+    values are JSON, or Python's spellings True/False/None, or else strings."""
+    out = {}
+    for item in items or ():
+        key, sep, value = str(item).partition("=")
+        if not sep or not key:
+            raise ConfigError(f"{item!r}: expected KEY=VALUE")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = {"True": True, "False": False, "None": None}.get(value, value)
+    return out
+
+
+def parse_cache(text):
+    return True if text == "memory" else (text or None)
+
+
+def parse_time_budget(text):
+    from kseg.train.budget import parse_duration
+
+    return None if text is None else parse_duration(text)
 
 
 @dataclasses.dataclass
 class TrainConfig:
-    data: str = "shapes"
-    val_data: str = None  # None: the "val" split of ``data`` (a held-out fraction for one folder)
-    classes: list = None  # None: from the dataset (classes.txt or built in)
-    remap: dict = dataclasses.field(default_factory=dict)
-    ignore_index: int = DEFAULT_IGNORE_INDEX
-    val_fraction: float = 0.2
-    val_split: str = "random"  # random | first | last: which pairs --val-fraction holds out
-    image_size: tuple = (128, 128)
-    crop: tuple = None  # train on random (height, width) windows of the image_size examples
-    model: str = "unet"
-    model_options: dict = dataclasses.field(default_factory=dict)
-    sigmoid: bool = False  # binary task: one sigmoid output channel instead of two softmax ones
-    epochs: int = 10
-    batch_size: int = 8
-    repeat: int = 1  # passes over the training data per epoch (small datasets: fewer validations)
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-4
-    optimizer: str = "adamw"  # adamw | sgd (with momentum)
-    momentum: float = 0.9
-    schedule: str = "cosine"  # poly | cosine | constant
-    poly_power: float = 0.9
-    warmup_epochs: float = 0.0
-    early_stopping: int = None  # stop after this many epochs without a better val mIoU
-    precise_bn: int = 0  # recompute batch-norm statistics on this many training batches per epoch
-    ema: float = 0.0  # > 0: validate, checkpoint and export a moving average of the weights (decay per step)
-    loss: str = "ce"  # ce | focal | dice | tversky | lovasz | sums such as focal+dice
-    loss_weights: list = None  # one weight per part of a summed loss
-    focal_gamma: float = 2.0
-    class_weights: object = None  # None | inverse | median-frequency | enet | [w per class]
-    augment: str = "light"  # none | flip | light | strong | albumentations JSON/YAML file
-    copy_paste: float = 0.0  # probability of pasting objects from another training image
-    object_transform: float = 0.0  # probability of moving one object within the image
-    object_classes: list = None  # class names for copy-paste / object moves (None: all)
-    cache: object = None  # None | True (memory) | path of a cache file: decoded examples
-    deterministic: bool = True  # exact batch order (resume reproduces); False: a bit faster
-    tfds_data_dir: str = None
-    strategy: str = "auto"  # auto | default | mirrored | multiworker (batch_size is per replica)
-    mixed_precision: bool = False  # mixed_float16 on GPU, mixed_bfloat16 on CPU
-    jit_compile: bool = False  # XLA under TensorFlow (about 6x slower on the 2-core CPU); always on under JAX
-    coco_images: str = None
-    init_from: str = None  # run folder or .keras file whose weights start the run (fine-tuning)
-    time_budget: float = None  # seconds for the whole run: epochs fitted after a probe (budget.json)
-    seed: int = 0
+    # --- data ---
+    data: str = option("shapes", help=(
+        "Dataset: shapes[:N] (built in), a folder with images/ and labels/, camvid:PATH[:split], "
+        "voc:PATH[:split], cityscapes:PATH, coco:FILE.json, tfds:NAME[:split]; "
+        "camvid:PATH:train+val joins splits (also voc, cityscapes)."))
+    val_data: str = option(None, help="Separate validation dataset (default: the data's val "
+                           "split, or a held-out fraction of a single folder).")
+    classes: list = option(None, parse=split_names, type=str,
+                           help="Comma-separated class names (default: classes.txt).")
+    remap: dict = option(factory=dict, parse=parse_remap, type=str, help=(
+        "Label value rewrites FROM:TO[,...]; TO may be 'ignore' (e.g. 11:ignore for CamVid, "
+        "255:1 for ISBI)."))
+    ignore_index: int = option(DEFAULT_IGNORE_INDEX, help="Label value that is not scored.")
+    val_fraction: float = option(0.2, help="Share of a single folder (or COCO file) held out "
+                                 "for validation.")
+    val_split: str = option("random", choices=VAL_SPLITS, help=(
+        "Which pairs --val-fraction holds out: a seeded random draw, or a contiguous block at "
+        "the start/end in natural name order (serial data: EM sections, video frames, whose "
+        "neighbours would flatter the score)."))
+    tfds_data_dir: str = option(None, help="tensorflow-datasets folder holding prepared data.")
+    coco_images: str = option(None, help="Folder of the images a COCO JSON names.")
+    image_size: tuple = option((128, 128), nargs=2, type=int, metavar="H W",
+                               help="Training and export size (images are resized to it).")
+    crop: tuple = option(None, nargs=2, type=int, metavar="H W", help=(
+        "Train on random H x W windows of the --image-size examples (after augmentation); "
+        "validation and export stay at --image-size."))
+    # --- model ---
+    model: str = option("unet", help="unet | fcn32s | fcn16s | fcn8s | deeplabv3 | "
+                        "deeplabv3plus | fastscnn (kseg models lists them).")
+    model_options: dict = option(factory=dict, flags=("--option", "-o"), multiple=True,
+                                 metavar="KEY=VALUE", parse=parse_model_options, type=str, help=(
+        "Model option, e.g. -o depth=4 -o base_filters=32 (repeatable; kseg models lists "
+        "them)."))
+    sigmoid: bool = option(False, help="Binary task: one sigmoid output channel (trained with "
+                           "ce = binary cross-entropy, focal or dice) instead of two softmax ones.")
+    init_from: str = option(None, help="Start from the weights of this run folder or .keras "
+                            "file (layers matched by name and shape; a new head is fine).")
+    # --- schedule ---
+    epochs: int = option(10, help="Epochs of the run (the schedule spans them).")
+    batch_size: int = option(8, help="Images per step (per replica under a tf.distribute "
+                             "strategy).")
+    repeat: int = option(1, help=(
+        "Passes over the training data per epoch (a small dataset: fewer, longer epochs, so "
+        "less time validating; whatever counts epochs — warm-up, early stopping, precise BN — "
+        "counts these longer ones)."))
+    learning_rate: float = option(1e-3, help="Peak learning rate.")
+    weight_decay: float = option(1e-4, help="Decoupled weight decay (AdamW) or L2 (SGD).")
+    optimizer: str = option("adamw", choices=OPTIMIZERS, help="adamw, or sgd with momentum.")
+    momentum: float = option(0.9, help="SGD momentum.")
+    schedule: str = option("cosine", choices=SCHEDULES,
+                           help="Learning-rate schedule over the run (poly: DeepLab's).")
+    poly_power: float = option(0.9, help="Exponent of the poly schedule.")
+    warmup_epochs: float = option(0.0, help="Linear warm-up from 0 over this many epochs.")
+    early_stopping: int = option(None, type=int,
+                                 help="Stop after this many epochs without a better val mIoU.")
+    precise_bn: int = option(0, help="Recompute batch-norm statistics on N training batches "
+                             "after every epoch.")
+    ema: float = option(0.0, metavar="DECAY", help=(
+        "Keep a moving average of the weights (decay per step, e.g. 0.99; 0 = off) and "
+        "validate, checkpoint and export it instead of the last step's weights."))
+    time_budget: float = option(None, parse=parse_time_budget, type=str, help=(
+        "Wall-clock budget for the whole run (5400, 90m, 2h, 1h30m): after a 3-epoch probe the "
+        "epoch count (at most --epochs) is fitted to it and the schedule rebuilt to end on "
+        "time; kept in RUN/budget.json on resume."))
+    # --- loss ---
+    loss: str = option("ce", help="ce | focal | dice | tversky | lovasz, or a sum such as "
+                       "focal+dice.")
+    loss_weights: list = option(None, parse=parse_floats, type=str,
+                                help="Comma-separated weights of a summed loss, e.g. 1,1.")
+    focal_gamma: float = option(2.0, help="Focusing exponent of the focal loss.")
+    class_weights: object = option(None, parse=parse_class_weights, type=str, help=(
+        "inverse | median-frequency | enet (computed from the training labels), or one "
+        "comma-separated weight per class."))
+    # --- augmentation and input ---
+    augment: str = option("light", help=AUGMENT_PRESETS_HELP)
+    copy_paste: float = option(0.0, help="Probability of pasting objects cut from another "
+                               "training image.")
+    object_transform: float = option(0.0, help="Probability of shifting/scaling/mirroring one "
+                                     "object (the hole is inpainted and ignored).")
+    object_classes: list = option(None, flags=("--object-classes", "--copy-paste-classes"),
+                                  parse=split_names, type=str, help=(
+        "Comma-separated classes whose objects are pasted or moved (default: all)."))
+    cache: object = option(None, parse=parse_cache, type=str, metavar="memory|FILE",
+                           help="Cache decoded examples: 'memory' or a file path.")
+    deterministic: bool = option(True, flags=("--deterministic/--fast-data",), help=(
+        "Exact batch order, so a resumed run reproduces the batches (--fast-data lets parallel "
+        "decoding reorder examples: a bit faster)."))
+    # --- devices ---
+    strategy: str = option("auto", choices=STRATEGIES, help=(
+        "tf.distribute strategy; --batch-size is per replica. multiworker reads TF_CONFIG "
+        "(every worker runs the same command)."))
+    mixed_precision: bool = option(False, help="mixed_float16 on a TensorFlow GPU, "
+                                   "mixed_bfloat16 on CPU and under JAX.")
+    jit_compile: bool = option(False, help="XLA-compile the train step under TensorFlow "
+                               "(always on under JAX; slower on CPUs).")
+    seed: int = option(0, help="Seed of the weights, the batch order and the augmentation.")
 
     def __post_init__(self):
         self.image_size = tuple(int(v) for v in self.image_size)
@@ -77,23 +217,16 @@ class TrainConfig:
             problems.append(f"val_fraction must be in [0, 1), got {self.val_fraction}")
         if self.time_budget is not None and float(self.time_budget) <= 0:
             problems.append(f"time_budget must be a positive number of seconds, got {self.time_budget}")
-        if self.val_split not in ("random", "first", "last"):
-            problems.append(f"val_split must be random, first or last, got {self.val_split!r}")
+        for f in dataclasses.fields(self):
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                problems.append(f"{f.name} must be one of {', '.join(choices)}, "
+                                f"got {getattr(self, f.name)!r}")
         from kseg.data.balance import METHODS
 
         cw = self.class_weights
         if cw is not None and not isinstance(cw, list) and cw not in METHODS:
             problems.append(f"class_weights must be one of {', '.join(METHODS)} or a list, got {cw!r}")
-        from kseg.train.schedules import OPTIMIZERS, SCHEDULES
-
-        from kseg.train.distribute import STRATEGIES
-
-        if self.strategy not in STRATEGIES:
-            problems.append(f"strategy must be one of {', '.join(STRATEGIES)}, got {self.strategy!r}")
-        if self.optimizer not in OPTIMIZERS:
-            problems.append(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            problems.append(f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if not 0 <= float(self.warmup_epochs) < int(self.epochs):
             problems.append(f"warmup_epochs must be in [0, epochs), got {self.warmup_epochs}")
         if not 0 <= float(self.ema) < 1:
@@ -104,7 +237,7 @@ class TrainConfig:
             if not 0 <= float(getattr(self, name)) <= 1:
                 problems.append(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ConfigError("; ".join(problems))
 
     def source_options(self):
         return {
@@ -137,7 +270,7 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
-            raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)} (written by a newer "
+            raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)} (written by a newer "
                              f"kseg, or edited?); this kseg knows: {', '.join(sorted(names))}")
         return cls(**d)
 
@@ -163,7 +296,7 @@ class TrainConfig:
             lowered = [c.lower() for c in classes]
             unknown = [c for c in self.object_classes if c.lower() not in lowered]
             if unknown:
-                raise ValueError(f"object classes {unknown} are not classes of the data "
+                raise ConfigError(f"object classes {unknown} are not classes of the data "
                                  f"({', '.join(classes)})")
             ids = tuple(lowered.index(c.lower()) for c in self.object_classes)
         return Augmentation(self.augment, copy_paste=self.copy_paste,

@@ -16,7 +16,8 @@ import os
 
 import numpy as np
 
-STRATEGIES = ("auto", "default", "mirrored", "multiworker")
+from kseg.train.config import STRATEGIES  # noqa: F401  (declared with the options)
+from kseg.errors import ConfigError
 
 
 def make_strategy(name):
@@ -24,10 +25,10 @@ def make_strategy(name):
     import tensorflow as tf
 
     if name not in STRATEGIES:
-        raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
+        raise ConfigError(f"strategy must be one of {', '.join(STRATEGIES)}, got {name!r}")
     if name == "multiworker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError("--strategy multiworker needs TF_CONFIG (cluster and task) in the "
+            raise ConfigError("--strategy multiworker needs TF_CONFIG (cluster and task) in the "
                              "environment of every worker; see README")
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "mirrored" or (name == "auto" and len(tf.config.list_physical_devices("GPU")) > 1):

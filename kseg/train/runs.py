@@ -10,6 +10,8 @@ import json
 import shutil
 from pathlib import Path
 
+from kseg.errors import ConfigError, NotFoundError
+
 PACKED_FILES = ("config.json", "state.json", "metrics.json", "sessions.json", "budget.json")
 
 
@@ -19,7 +21,7 @@ def curve_summary(entries, last=10):
     pixel accuracy of the last epochs (on augmented batches as trained, not how well the model
     fits its training images: that is ``kseg evaluate RUN --split train``)."""
     if not entries:
-        raise ValueError("no finished epochs")
+        raise ConfigError("no finished epochs")
     best = max(entries, key=lambda e: e["val_miou"])
     tail = entries[-last:]
 
@@ -42,7 +44,7 @@ def compare(runs, last=10, upto=None):
     (to compare a run stopped early with full ones). A run without usable metrics.json raises
     ValueError naming the file."""
     if last < 1 or (upto is not None and upto < 1):
-        raise ValueError("last and upto count epochs: at least 1")
+        raise ConfigError("last and upto count epochs: at least 1")
     out = []
     for run in runs:
         path = Path(run) / "metrics.json"
@@ -50,7 +52,7 @@ def compare(runs, last=10, upto=None):
             entries = json.loads(path.read_text())[:upto]
             out.append((str(run), curve_summary(entries, last)))
         except (OSError, ValueError, KeyError) as exc:
-            raise ValueError(f"{path}: {exc}") from None
+            raise ConfigError(f"{path}: {exc}") from None
     return out
 
 
@@ -74,7 +76,7 @@ def pack(run, dest):
 
     run, dest = Path(run), Path(dest)
     if not (run / "best.keras").is_file():
-        raise FileNotFoundError(f"{run}: no best.keras (not a finished kseg run folder)")
+        raise NotFoundError(f"{run}: no best.keras (not a finished kseg run folder)")
     dest.mkdir(parents=True, exist_ok=True)
     for name in PACKED_FILES:
         if (run / name).is_file():

@@ -10,8 +10,8 @@ import math
 
 import keras
 
-SCHEDULES = ("poly", "cosine", "constant")
-OPTIMIZERS = ("adamw", "sgd")
+from kseg.train.config import OPTIMIZERS, SCHEDULES  # noqa: F401  (declared with the options)
+from kseg.errors import ConfigError
 
 
 @keras.saving.register_keras_serializable(package="kseg")
@@ -19,7 +19,7 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
     def __init__(self, learning_rate, total_steps, kind="poly", warmup_steps=0, power=0.9,
                  final_fraction=0.01):
         if kind not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {kind!r}")
+            raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}, got {kind!r}")
         self.learning_rate = float(learning_rate)
         self.total_steps = max(1, int(total_steps))
         self.kind = kind
