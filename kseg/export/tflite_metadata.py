@@ -15,9 +15,13 @@ onto the end of the file. kseg writes:
 
 Why written here, field by field, with the ``flatbuffers`` runtime: MediaPipe's own metadata
 writer fails to import from its wheel (a compiled helper is missing), and tflite-support's writer
-is unmaintained, has no wheels past Python 3.11, pins numpy<2 and needs libusb. The slot numbers
-below follow the published schemas; ``tests/test_mobile_clients.py`` reads the result back with
-MediaPipe's generated schema code and runs it in both clients. Nothing here imports TensorFlow.
+is unmaintained, has no wheels past Python 3.11, pins numpy<2 and needs libusb. Tables are filled
+by field name: ``SCHEMA`` lists each table's fields in the published schemas' order, so the slot
+numbers are stated once. (Generating the Python object API with ``flatc`` would add a build step
+and a compiler for the dozen tables used here.) ``tests/test_mobile_clients.py`` reads the result
+back with MediaPipe's generated schema code and runs it in both clients; the shipped files in
+``exported/`` are byte-reproducible, which pins this writer's output. Nothing here imports
+TensorFlow.
 """
 
 import io
@@ -39,8 +43,34 @@ _TENSOR_AXIS_LABELS = 2  # AssociatedFileType
 _ACTIVATION_NONE = 0  # image_segmenter_metadata_schema.fbs: NONE, SIGMOID, SOFTMAX
 
 
+# Each table's fields in the order the schemas declare them (a field's slot is its index);
+# ``name:kind`` marks a scalar field and its type, every other field holds an offset (a string,
+# a vector or another table). From metadata_schema.fbs (tflite-support) and, for
+# ImageSegmenterOptions, MediaPipe's image_segmenter_metadata_schema.fbs.
+SCHEMA = {
+    "ModelMetadata": ("name", "description", "version", "subgraph_metadata", "author", "license",
+                      "associated_files", "min_parser_version"),
+    "SubGraphMetadata": ("name", "description", "input_tensor_metadata",
+                         "output_tensor_metadata", "input_process_units", "output_process_units",
+                         "associated_files", "input_tensor_groups", "output_tensor_groups",
+                         "custom_metadata"),
+    "TensorMetadata": ("name", "description", "dimension_names", "content", "process_units",
+                       "stats", "associated_files"),
+    "Content": ("content_properties_type:uint8", "content_properties", "range"),
+    "ImageProperties": ("color_space:int8", "default_size"),
+    "ImageSize": ("width:uint32", "height:uint32"),
+    "ValueRange": ("min:int32", "max:int32"),
+    "ProcessUnit": ("options_type:uint8", "options"),
+    "NormalizationOptions": ("mean", "std"),
+    "Stats": ("max", "min"),
+    "AssociatedFile": ("name", "description", "type:int8", "locale", "version"),
+    "CustomMetadata": ("name", "data"),
+    "ImageSegmenterOptions": ("activation:int8", "min_parser_version"),
+}
+
+
 class _Writer:
-    """Tables of a flatbuffer, written bottom-up (children before parents)."""
+    """Tables of a flatbuffer, written bottom-up (children before parents), by field name."""
 
     def __init__(self):
         import flatbuffers
@@ -68,17 +98,26 @@ class _Writer:
             self.b.PrependUint8(v)
         return self.b.EndVector()
 
-    def table(self, num_slots, offsets=(), scalars=()):
-        """``offsets``: (slot, offset or None); ``scalars``: (slot, kind, value) with kind one of
-        int8/uint8/int32/uint32, always written (a reader sees the value even when it is the
-        schema default)."""
-        self.b.StartObject(num_slots)
-        for slot, off in offsets:
-            if off is not None:
-                self.b.PrependUOffsetTRelativeSlot(slot, off, 0)
-        for slot, kind, value in scalars:
+    def table(self, kind, **fields):
+        """A ``kind`` table (a key of ``SCHEMA``) with ``fields`` by name: offsets (None leaves
+        a field out) and scalars, which are always written (a reader sees the value even when
+        it is the schema default)."""
+        slots = {}
+        for slot, spec in enumerate(SCHEMA[kind]):
+            name, _, scalar = spec.partition(":")
+            slots[name] = (slot, scalar)
+        unknown = set(fields) - set(slots)
+        if unknown:
+            raise KeyError(f"{kind} has no field(s) {sorted(unknown)}")
+        self.b.StartObject(len(slots))
+        for name, value in fields.items():
+            slot, scalar = slots[name]
+            if not scalar:
+                if value is not None:
+                    self.b.PrependUOffsetTRelativeSlot(slot, value, 0)
+                continue
             prepend = {"int8": self.b.PrependInt8, "uint8": self.b.PrependUint8,
-                       "int32": self.b.PrependInt32, "uint32": self.b.PrependUint32}[kind]
+                       "int32": self.b.PrependInt32, "uint32": self.b.PrependUint32}[scalar]
             prepend(int(value))
             self.b.Slot(slot)
         return self.b.EndObject()
@@ -92,7 +131,7 @@ def segmenter_options(activation=_ACTIVATION_NONE):
     """MediaPipe's ``ImageSegmenterOptions`` flatbuffer (identifier ``V001``)."""
     w = _Writer()
     version = w.string("1.0.0")
-    root = w.table(2, offsets=[(1, version)], scalars=[(0, "int8", activation)])
+    root = w.table("ImageSegmenterOptions", min_parser_version=version, activation=activation)
     return w.finish(root, b"V001")
 
 
@@ -102,60 +141,59 @@ def model_metadata(*, name, description, version, author, license, classes, heig
 
     def associated_file(file_name, file_description, file_type):
         n, d = w.string(file_name), w.string(file_description)
-        return w.table(5, offsets=[(0, n), (1, d)], scalars=[(2, "int8", file_type)])
+        return w.table("AssociatedFile", name=n, description=d, type=file_type)
 
     def image_content(color_space, default_size=None, dims=None):
         size = None
         if default_size is not None:
-            size = w.table(2, scalars=[(0, "uint32", default_size[1]), (1, "uint32", default_size[0])])
-        props = w.table(2, offsets=[(1, size)], scalars=[(0, "int8", color_space)])
+            size = w.table("ImageSize", width=default_size[1], height=default_size[0])
+        props = w.table("ImageProperties", default_size=size, color_space=color_space)
         value_range = None
         if dims is not None:
-            value_range = w.table(2, scalars=[(0, "int32", dims[0]), (1, "int32", dims[1])])
-        return w.table(3, offsets=[(1, props), (2, value_range)],
-                       scalars=[(0, "uint8", _IMAGE_PROPERTIES)])
+            value_range = w.table("ValueRange", min=dims[0], max=dims[1])
+        return w.table("Content", content_properties=props, range=value_range,
+                       content_properties_type=_IMAGE_PROPERTIES)
 
     # input: raw RGB pixels; the (mean 0, std 1) normalization leaves them as they are
-    norm = w.table(2, offsets=[(0, w.floats([0.0])), (1, w.floats([1.0]))])
-    unit = w.table(2, offsets=[(1, norm)], scalars=[(0, "uint8", _NORMALIZATION_OPTIONS)])
-    stats = w.table(2, offsets=[(0, w.floats([255.0])), (1, w.floats([0.0]))])
-    input_md = w.table(7, offsets=[
-        (0, w.string("image")),
-        (1, w.string(f"RGB image, {width}x{height} (width x height), uint8 0..255; "
-                     "normalization is inside the model")),
-        (3, image_content(_RGB, default_size=(height, width))),
-        (4, w.offsets([unit])),
-        (5, stats),
-    ])
+    norm = w.table("NormalizationOptions", mean=w.floats([0.0]), std=w.floats([1.0]))
+    unit = w.table("ProcessUnit", options=norm, options_type=_NORMALIZATION_OPTIONS)
+    stats = w.table("Stats", max=w.floats([255.0]), min=w.floats([0.0]))
+    input_md = w.table(
+        "TensorMetadata",
+        name=w.string("image"),
+        description=w.string(f"RGB image, {width}x{height} (width x height), uint8 0..255; "
+                             "normalization is inside the model"),
+        content=image_content(_RGB, default_size=(height, width)),
+        process_units=w.offsets([unit]),
+        stats=stats)
 
     # output: per-class probability masks, labelled
     labels = associated_file(LABELS_FILE, "Class names, one per line (line i = class i).",
                              _TENSOR_AXIS_LABELS)
-    output_md = w.table(7, offsets=[
-        (0, w.string("probabilities")),
-        (1, w.string(f"Per-pixel class probabilities [1, {height}, {width}, {len(classes)}] "
-                     "(softmax over the classes); the category mask is their argmax.")),
-        (3, image_content(_GRAYSCALE, dims=(1, 2))),
-        (5, w.table(2, offsets=[(0, w.floats([1.0])), (1, w.floats([0.0]))])),
-        (6, w.offsets([labels])),
-    ])
+    output_md = w.table(
+        "TensorMetadata",
+        name=w.string("probabilities"),
+        description=w.string(f"Per-pixel class probabilities [1, {height}, {width}, "
+                             f"{len(classes)}] (softmax over the classes); the category mask is "
+                             "their argmax."),
+        content=image_content(_GRAYSCALE, dims=(1, 2)),
+        stats=w.table("Stats", max=w.floats([1.0]), min=w.floats([0.0])),
+        associated_files=w.offsets([labels]))
 
     options = segmenter_options()
-    custom = w.table(2, offsets=[(0, w.string(SEGMENTER_METADATA)), (1, w.ubytes(options))])
-    subgraph = w.table(10, offsets=[
-        (2, w.offsets([input_md])),
-        (3, w.offsets([output_md])),
-        (9, w.offsets([custom])),
-    ])
-    root = w.table(8, offsets=[
-        (0, w.string(name)),
-        (1, w.string(description)),
-        (2, w.string(version)),
-        (3, w.offsets([subgraph])),
-        (4, w.string(author)),
-        (5, w.string(license)),
-        (7, w.string(MIN_PARSER_VERSION)),
-    ])
+    custom = w.table("CustomMetadata", name=w.string(SEGMENTER_METADATA), data=w.ubytes(options))
+    subgraph = w.table("SubGraphMetadata",
+                       input_tensor_metadata=w.offsets([input_md]),
+                       output_tensor_metadata=w.offsets([output_md]),
+                       custom_metadata=w.offsets([custom]))
+    root = w.table("ModelMetadata",
+                   name=w.string(name),
+                   description=w.string(description),
+                   version=w.string(version),
+                   subgraph_metadata=w.offsets([subgraph]),
+                   author=w.string(author),
+                   license=w.string(license),
+                   min_parser_version=w.string(MIN_PARSER_VERSION))
     return w.finish(root, b"M001")
 
 
