@@ -90,3 +90,27 @@ def test_output_stride_is_validated_and_changes_no_weight():
     dil = {l.name: l.dilation_rate for l in m8.layers if hasattr(l, "dilation_rate")}
     assert dil["conv5_block2_2_conv"] == (4, 4) and dil["aspp_3x3_1_conv"] == (12, 12)
     assert all(np.array_equal(a, b) for a, b in zip(m16.get_weights(), m8.get_weights()))
+
+
+def test_adaptive_pool_equals_keras_and_converts_without_gather():
+    """Why kseg keeps its own AdaptiveAveragePool (kseg/models/layers.py): Keras 3's layer gives
+    the same values, but its TFLite graph gathers and concatenates; kseg's is two matmuls."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
+
+    from kseg.models.layers import AdaptiveAveragePool
+
+    inp = keras.Input((45, 60, 8), batch_size=1)
+    ours = keras.Model(inp, AdaptiveAveragePool(3)(inp))
+    theirs = keras.Model(inp, keras.layers.AdaptiveAveragePooling2D(3)(inp))
+    x = np.random.default_rng(0).random((1, 45, 60, 8), dtype=np.float32)
+    np.testing.assert_allclose(ours(x), theirs(x), atol=1e-5)
+
+    def ops_of(model):
+        interpreter = Interpreter(model_content=tf.lite.TFLiteConverter.from_keras_model(model).convert())
+        return {op["op_name"] for op in interpreter._get_ops_details()}
+
+    assert "GATHER" in ops_of(theirs)
+    assert ops_of(ours) <= {"FULLY_CONNECTED", "RESHAPE", "TRANSPOSE"}

@@ -156,6 +156,16 @@ class TileToReference(keras.layers.Layer):
         return (x[0], ref[1], ref[2], x[3])
 
 
+def _resize_traced(x, size):
+    """Bilinear resize (half-pixel centres) to a size known only when the graph runs: a model of
+    any input size traced by TensorFlow (JAX traces static shapes, so it never comes here).
+    ``keras.ops.image.resize`` takes Python ints only, so this is TensorFlow's own resize, the
+    op that ``keras.ops.image.resize`` runs under the TensorFlow backend."""
+    import tensorflow as tf
+
+    return tf.image.resize(x, size, method="bilinear")
+
+
 @keras.saving.register_keras_serializable(package="kseg")
 class BilinearUpsample(keras.layers.Layer):
     """Bilinear upsampling by an integer ``factor`` (half-pixel centres, as TFLite's
@@ -169,12 +179,8 @@ class BilinearUpsample(keras.layers.Layer):
         h, w = x.shape[1], x.shape[2]
         if h is not None and w is not None:
             return ops.image.resize(x, (h * self.factor, w * self.factor), interpolation="bilinear")
-        # keras.ops.image.resize insists on Python ints; the backend function takes tensors
-        from keras.src import backend as keras_backend
-
         shape = ops.shape(x)
-        size = (shape[1] * self.factor, shape[2] * self.factor)
-        return keras_backend.image.resize(x, size, interpolation="bilinear")
+        return _resize_traced(x, (shape[1] * self.factor, shape[2] * self.factor))
 
     def compute_output_shape(self, input_shape):
         def up(d):
@@ -211,7 +217,12 @@ class AdaptiveAveragePool(keras.layers.Layer):
     """Average pooling to a ``bins x bins`` grid whatever the input size (the pyramid-pooling
     branches of PSPNet and Fast-SCNN). Written as two small matrix products with averaging
     weights, so that one formula serves known sizes (constants, folded at export) and unknown
-    ones, and the result equals PyTorch's ``adaptive_avg_pool2d``."""
+    ones, and the result equals PyTorch's ``adaptive_avg_pool2d``.
+
+    Why not ``keras.layers.AdaptiveAveragePooling2D``: it computes the same values, but converts
+    to TFLite as one AVERAGE_POOL_2D per bin row and column stitched with GATHER and
+    CONCATENATION, where this layer is two FULLY_CONNECTED (tests/test_models.py compares both);
+    and every saved kseg checkpoint names this layer."""
 
     def __init__(self, bins, **kwargs):
         super().__init__(**kwargs)
@@ -247,10 +258,8 @@ class ResizeToReference(keras.layers.Layer):
         h, w = ref.shape[1], ref.shape[2]
         if h is not None and w is not None:
             return ops.image.resize(x, (h, w), interpolation="bilinear")
-        from keras.src import backend as keras_backend
-
         shape = ops.shape(ref)
-        return keras_backend.image.resize(x, (shape[1], shape[2]), interpolation="bilinear")
+        return _resize_traced(x, (shape[1], shape[2]))
 
     def compute_output_shape(self, input_shapes):
         x, ref = input_shapes
