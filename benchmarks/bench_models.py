@@ -78,15 +78,15 @@ def main():
             rows.append(row)
             print(row, flush=True)
 
+    from kseg.report.tables import cpu_name, write_section
+
     lines = [
-        "# Model zoo",
-        "",
         f"Measured with `python benchmarks/bench_models.py --threads {args.threads} --runs {args.runs}"
-        f"{' --only ' + args.only if args.only else ''}` on {platform.machine()} "
+        f"{' --only ' + args.only if args.only else ''}` on {platform.machine()}, {cpu_name()} "
         f"({os.cpu_count()} cores), {args.size}x{args.size} input, {args.classes} classes, default widths, "
         f"random weights; latency = median of {args.runs} runs after 3 warm-up runs, ai-edge-litert with "
-        f"{args.threads} threads (XNNPACK). The last column says whether int8 pays off in speed on "
-        "this CPU; everywhere, its gain is size.",
+        f"{args.threads} threads (XNNPACK). The last column says whether int8 paid off in speed on "
+        "that CPU; its gain in size holds everywhere.",
         "",
         "| model | backbone | params (M) | multiply-adds (G) | float32 KB | int8 KB | float32 ms | int8 ms | int8/float32 time |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -97,14 +97,13 @@ def main():
             f"{r['float32_kb']:.0f} | {r['int8_kb']:.0f} | {r['float32_ms']:.1f} | {r['int8_ms']:.1f} | "
             f"{r['int8_ms'] / r['float32_ms']:.2f} |"
         )
-    lines += ["", "## float32 op lists", ""]
-    for key, counter in ops_lists.items():
-        lines.append(f"- **{key}**: " + ", ".join(f"{op} x{n}" for op, n in sorted(counter.items())))
-    text = "\n".join(lines) + "\n"
-    if args.out:
-        Path(args.out).write_text(text)
+    ops = [f"- **{key}**: " + ", ".join(f"{op} x{n}" for op, n in sorted(counter.items()))
+           for key, counter in ops_lists.items()]
+    if args.out:  # the two sections of docs/models.md, replaced where they stand
+        write_section(args.out, "Model zoo", "\n".join(lines))
+        write_section(args.out, "float32 op lists", "\n".join(ops))
     else:
-        print(text)
+        print("\n".join(["# Model zoo", ""] + lines + ["", "## float32 op lists", ""] + ops))
 
 
 if __name__ == "__main__":

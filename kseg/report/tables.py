@@ -32,22 +32,71 @@ def format_export(meta, out):
     return "\n".join(lines)
 
 
+def cpu_name():
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, else ``platform.processor()``): timings
+    depend on it, and machines of one kind (``x86_64``, N cores) differ."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or "CPU model unknown"
+
+
 def machine():
-    return f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}"
+    return (f"{platform.machine()}, {cpu_name()}, {os.cpu_count()} CPUs, "
+            f"Python {platform.python_version()}")
+
+
+_HEADING = re.compile(r"(#{1,6})[ \t]+(.*?)[ \t]*$")
+_FENCE = re.compile(r"[ ]{0,3}(```|~~~)")
+
+
+def _headings(lines):
+    """(line index, level, title) of each ATX heading of ``lines``, fenced code blocks skipped."""
+    fence = None
+    for i, line in enumerate(lines):
+        m = _FENCE.match(line)
+        if m:
+            fence = m.group(1) if fence is None else (None if m.group(1) == fence else fence)
+            continue
+        m = None if fence else _HEADING.match(line)
+        if m:
+            yield i, len(m.group(1)), m.group(2)
 
 
 def write_section(path, heading, body, replace=True):
-    """Put ``## heading`` + ``body`` into the markdown file ``path``: replace a section of that
-    heading (``replace``) or append a new one; the file is created with a title if missing."""
+    """Put a section titled ``heading`` + ``body`` into the markdown file ``path``; the file is
+    created with a title if missing.
+
+    ``replace``: a section of that title, at whatever level it stands (``## heading`` or, under a
+    ``##`` group, ``### heading``), is replaced in place at its own level, up to the next heading
+    of the same or a higher level; further sections of the same title (left by a rerun that
+    appended) are removed. With no such section, or ``replace=False``, a ``## heading`` section is
+    appended."""
     path = Path(path)
     text = path.read_text() if path.exists() else "# Benchmarks\n\nMeasured tables, newest last.\n"
     stamp = datetime.date.today().isoformat()
-    section = f"## {heading}\n\n_{stamp}, {machine()}_\n\n{body.strip()}\n"
-    pattern = re.compile(rf"^## {re.escape(heading)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if replace and pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1)
+
+    def section(level):
+        return f"{'#' * level} {heading}\n\n_{stamp}, {machine()}_\n\n{body.strip()}\n"
+
+    lines = text.split("\n")
+    found = list(_headings(lines))
+    spans = []  # (start, end, level) of each section titled ``heading``
+    for n, (i, level, title) in enumerate(found):
+        if title == heading.strip() and not (spans and i < spans[-1][1]):
+            end = next((j for j, lv, _ in found[n + 1:] if lv <= level), len(lines))
+            spans.append((i, end, level))
+    if replace and spans:
+        for start, end, level in reversed(spans):
+            first = start == spans[0][0]
+            lines[start:end] = section(level).rstrip("\n").split("\n") + [""] if first else []
+        text = "\n".join(lines)
     else:
-        text = text.rstrip() + "\n\n" + section
+        text = text.rstrip() + "\n\n" + section(2)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text.rstrip() + "\n")
     return path
@@ -55,7 +104,7 @@ def write_section(path, heading, body, replace=True):
 
 def publish(body, path, heading):
     """Print a benchmark's markdown ``body`` and, when ``path`` is given, put it into that file
-    under ``## heading`` (``write_section``)."""
+    as the section ``heading``, replacing an earlier one at its level (``write_section``)."""
     print(body)
     if path:
         write_section(path, heading, body)
