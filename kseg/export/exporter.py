@@ -155,7 +155,7 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
         meta = make_metadata(
             classes, height, width, output, config.ignore_index,
             model={"name": config.model, "options": model_options,
-                   "checkpoint": str(model_path), "run": str(run.path),
+                   "checkpoint": str(model_path), "run": run.path.resolve().name,
                    "training": trained},
             kseg_version=__version__,
             metrics={"validation_data": val.where, **results},
