@@ -33,14 +33,14 @@ def default_processes():
 class TrainBatches(keras.utils.PyDataset):
     """Batches of one epoch at a time; ``on_epoch_end`` moves to the next epoch's order.
 
-    ``processes`` (default: ``default_processes()``) builds batches in worker processes instead
-    of threads. Augmentation is Python-heavy, and loader threads in the training process compete
-    with the training loop for the GIL: on the 2-core CPU, 16 augmenting threads slowed a small
-    JAX train step 11x (`benchmarks/bench_jax_train.py --contention 16`, docs/benchmarks.md).
-    Processes only help where cores are spare (16 of them on 2 cores: 47x slower), hence the
-    default. They are started with ``spawn`` (not a fork of a multithreaded JAX process), import
-    no Keras; with ``cache=True`` each keeps its own example cache (memory: processes x the decoded
-    dataset), with a cache file they all map the one file.
+    ``processes`` (default: ``default_processes()``) builds batches in worker processes instead of
+    threads. Augmentation is Python-heavy, and loader threads in the training process compete with
+    the training loop for the GIL: on a 2-core x86_64 CPU (model not recorded), 16 augmenting
+    threads slowed a small JAX train step 11x (`benchmarks/bench_jax_train.py --contention 16`,
+    docs/benchmarks.md). Processes only help where cores are spare (16 of them on 2 cores: 47x
+    slower), hence the default. They are started with ``spawn`` (not a fork of a multithreaded JAX
+    process), import no Keras; with ``cache=True`` each keeps its own example cache (memory:
+    processes x the decoded dataset), with a cache file they all map the one file.
     Sources that cannot be pickled (COCO instances hold a lock) or that set
     ``process_safe = False`` (tfds) use threads.
     """
