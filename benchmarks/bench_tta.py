@@ -23,10 +23,10 @@ def main(argv=None):
     parser.add_argument("--out", help="Markdown file for the table (docs/benchmarks.md).")
     args = parser.parse_args(argv)
 
-    from kseg.inference import ModelRef, evaluate
+    from kseg.inference import evaluate, load
     from kseg.tta import TTA
 
-    ref = ModelRef(args.run)
+    ref = load(args.run)
     val = ref.config.open_source("val")
     if args.precise_bn:
         from kseg.train.precise_bn import recompute_batchnorm, training_batches
@@ -46,7 +46,7 @@ def main(argv=None):
     lines = [
         f"Command: `python benchmarks/bench_tta.py {' '.join(argv if argv is not None else sys.argv[1:])}`",
         "",
-        f"Checkpoint `{ref.model_path}` on {base['images']} images of {base['data']}"
+        f"Checkpoint `{ref.name}` on {base['images']} images of {base['data']}"
         + (f"; batch-norm statistics recomputed on {args.precise_bn} training batches first."
            if args.precise_bn else "."),
         "",

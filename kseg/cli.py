@@ -205,14 +205,15 @@ def train(backbone, output_stride, weights, backend, stop_after, out, overwrite,
                f"run folder {result['run']}")
 
 
-def _source_for(ref, data, split, data_opts):
+def _source_for(predictor, data, split, data_opts):
     from kseg.data import open_source
 
     if data is None:
-        if ref.config is None:
+        if predictor.config is None:
             raise click.UsageError("this model has no run folder; give --data")
-        return ref.config.open_source(split)
-    size = ref.input_size or (ref.config.image_size if ref.config else (128, 128))  # any size: the run's
+        return predictor.config.open_source(split)
+    size = predictor.input_size or (predictor.config.image_size if predictor.config
+                                    else (128, 128))  # any size: the run's
     return open_source(data, split, **data_opts, image_size=size)
 
 
@@ -230,17 +231,18 @@ def _source_for(ref, data, split, data_opts):
 def evaluate(models, data, split, data_opts, output_stride, json_path, tta):
     """Score MODELS (run folders or .keras files): per-class IoU, mIoU, pixel accuracy. Several
     models are scored as one ensemble (the mean of their class probabilities)."""
-    from kseg.inference import Ensemble, ModelRef, evaluate as run_eval, format_scores
+    from kseg.inference import Ensemble, evaluate as run_eval, format_scores, load
 
     model = models[0] if len(models) == 1 else f"ensemble of {len(models)}"
-    refs = [ModelRef(m) for m in models]
-    ref = refs[0] if len(refs) == 1 else Ensemble(refs)
+    members = [load(m) for m in models]
+    predictor = members[0] if len(members) == 1 else Ensemble(members)
     if output_stride:
-        ref = ref.rebuilt(output_stride=int(output_stride))
-    source = _source_for(ref, data, split, data_opts)
+        predictor = predictor.rebuilt(output_stride=int(output_stride))
+    source = _source_for(predictor, data, split, data_opts)
     source.scan().raise_if_bad()
-    result = run_eval(ref, source, tta=_tta(tta))
-    click.echo(format_scores(result, f"{ref.model_path} on {result['data']} ({result['images']} images)"))
+    result = run_eval(predictor, source, tta=_tta(tta))
+    click.echo(format_scores(result, f"{predictor.name} on {result['data']} "
+                                     f"({result['images']} images)"))
     if json_path:
         from kseg.report.figures import save_confusion_matrix
 
@@ -263,9 +265,9 @@ def evaluate(models, data, split, data_opts, output_stride, json_path, tta):
               "kseg.runtime do.")
 def predict(model, images, out, tta, native):
     """Segment IMAGES with MODEL; writes coloured masks, overlays and label PNGs."""
-    from kseg.inference import ModelRef, predict_files
+    from kseg.inference import load, predict_files
 
-    written = predict_files(ModelRef(model), images, out, tta=_tta(tta), native=native)
+    written = predict_files(load(model), images, out, tta=_tta(tta), native=native)
     click.echo(f"wrote {len(written)} files to {out}")
 
 

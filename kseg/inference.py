@@ -1,4 +1,5 @@
-"""Loading a trained model by run folder or file, and the evaluate / predict library calls."""
+"""Predictors (a Keras model, an ensemble, test-time augmentation: one interface), loading one
+by run folder or file, and the evaluate / predict library calls."""
 
 from pathlib import Path
 
@@ -7,121 +8,167 @@ from PIL import Image
 
 from kseg import metrics as kmetrics
 from kseg.resize import resize_image, resize_labels
-from kseg.runtime import colourize, overlay_image, scores_to_labels
+from kseg.runtime import colourize, overlay_image
 from kseg.errors import ConfigError, InputError, NotFoundError
 
 
-class ModelRef:
-    """A model named on the command line: a run folder (best checkpoint) or a ``.keras`` file."""
+class Predictor:
+    """What evaluate, predict, TTA and the reports need of a model: ``classes``, ``input_size``
+    ((height, width), or None for any size), ``config`` (the run's ``TrainConfig``, or None),
+    ``name``, ``predict_proba(images)`` (uint8 [N, H, W, 3] -> class probabilities
+    [N, H, W, C], float32) and ``rebuilt(input_shape=, output_stride=)`` (the same weights at
+    another input size or output stride). Keras models, ensembles and TTA all are one."""
 
-    def __init__(self, path):
-        from kseg.models import load_model
-        from kseg.train.config import TrainConfig
-        from kseg.train.rundir import RunDir
+    classes = ()
+    input_size = None
+    config = None
+    name = ""
 
-        path = Path(path)
-        self.config = None
-        self.classes = None
-        if path.is_dir():
-            run = RunDir(path)
-            if not run.exists:
-                raise NotFoundError(f"{path}: not a kseg run folder (no config.json)")
-            self.model_path = run.best_model_path()
-        elif path.is_file():
-            self.model_path = path
-            run = RunDir(path.parent)  # a checkpoint inside a run folder keeps its run's config
-        else:
-            raise NotFoundError(f"{path}: no such run folder or model file")
-        if run.exists:
-            raw = run.config()
-            self.config = TrainConfig.from_json(raw, where=str(run.file("config.json")))
-            self.classes = list(raw["classes"])
-        self.model = load_model(self.model_path, compile=False)
-        if self.config is not None:  # mixed-precision checkpoints are evaluated in float32
-            from kseg.models import rebuild
-
-            self.model, _ = rebuild(self.model, self.config.model, self.config.model_options)
-        num_classes = max(2, self.model.output.shape[-1])  # one channel: binary sigmoid
-        if self.classes is None or len(self.classes) != num_classes:
-            self.classes = [f"class_{i}" for i in range(num_classes)]
+    def predict_proba(self, images):
+        raise NotImplementedError
 
     def rebuilt(self, input_shape=None, output_stride=None):
-        """A ``ModelRef`` whose model is rebuilt with another input shape ((None, None, 3): any
-        size) and/or output stride, keeping the weights. Needs the run's configuration."""
-        from kseg.models import rebuild
+        raise NotImplementedError
 
-        if self.config is None:
-            raise ConfigError(f"{self.model_path}: no run configuration beside it; cannot rebuild")
-        clone = object.__new__(ModelRef)
-        clone.__dict__.update(self.__dict__)
-        clone.model, _ = rebuild(self.model, self.config.model, self.config.model_options,
-                                 input_shape=input_shape, output_stride=output_stride)
-        return clone
+    def predict_labels(self, images):
+        """Label maps [N, H, W] (uint8): the argmax of ``predict_proba``."""
+        return np.argmax(self.predict_proba(images), axis=-1).astype(np.uint8)
+
+    def training_size(self):
+        """The size images are segmented at: the input size, else the run's training size."""
+        size = self.input_size or (tuple(self.config.image_size) if self.config else None)
+        if size is None:
+            raise ConfigError(f"{self.name}: the model takes any size and has no run "
+                              "configuration to say its training size")
+        return size
+
+
+class KerasPredictor(Predictor):
+    """A Keras segmentation model (logits, or one sigmoid channel) with its run's configuration
+    and class names; ``load`` opens one by run folder or ``.keras`` file."""
+
+    def __init__(self, model, *, config=None, classes=None, name=None):
+        self.model = model
+        self.config = config
+        self.name = str(name or model.name)
+        num_classes = max(2, model.output.shape[-1])  # one channel: binary sigmoid
+        if classes is None or len(classes) != num_classes:
+            classes = [f"class_{i}" for i in range(num_classes)]
+        self.classes = list(classes)
 
     @property
     def input_size(self):
-        """(height, width) the model was built for, or None for any size."""
         h, w = self.model.input.shape[1:3]
         return None if h is None or w is None else (int(h), int(w))
 
-
-class Ensemble:
-    """Several trained models scored as one: per pixel, the mean of their class probabilities
-    (a sigmoid's one channel counts as two classes). Stands in for a ``ModelRef``: its
-    ``model.predict_on_batch`` returns log mean probabilities (softmax gives the mean back), so
-    evaluation, prediction and TTA treat it as one model. All members must predict the same
-    classes and take the same input size."""
-
-    def __init__(self, refs):
-        refs = list(refs)
-        if len(refs) < 2:
-            raise ConfigError("an ensemble needs at least two models")
-        first = refs[0]
-        for ref in refs[1:]:
-            if list(ref.classes) != list(first.classes):
-                raise ConfigError(f"{ref.model_path} predicts {list(ref.classes)}, "
-                                 f"{first.model_path} {list(first.classes)}: not one ensemble")
-        sizes = {ref.input_size for ref in refs} - {None}
-        if len(sizes) > 1:
-            raise ConfigError("ensemble members take different input sizes: "
-                             + ", ".join(f"{r.model_path} {r.input_size}" for r in refs))
-        self.refs, self.config, self.classes = refs, first.config, list(first.classes)
-        self.model_path = " + ".join(str(r.model_path) for r in refs)
-        self.model = self
-        self.input_size = next(iter(sizes), None)
-
-    def predict_on_batch(self, images):
+    def predict_proba(self, images):
         from kseg.tta import probabilities
 
-        mean = np.mean([probabilities(r.model.predict_on_batch(images), np.float64)
-                        for r in self.refs], axis=0)
-        return np.log(np.maximum(mean, 1e-12)).astype(np.float32)
+        return probabilities(self.model.predict_on_batch(np.asarray(images)))
 
     def rebuilt(self, input_shape=None, output_stride=None):
-        return Ensemble([r.rebuilt(input_shape, output_stride) for r in self.refs])
+        from kseg.models import rebuild
+
+        if self.config is None:
+            raise ConfigError(f"{self.name}: no run configuration beside it; cannot rebuild")
+        model, _ = rebuild(self.model, self.config.model, self.config.model_options,
+                           input_shape=input_shape, output_stride=output_stride)
+        return KerasPredictor(model, config=self.config, classes=self.classes, name=self.name)
 
 
-def for_tta(ref, tta):
-    """``ref`` ready for ``tta``: rescaled passes, and quarter turns of a non-square input, need
-    a model that takes any input size."""
-    if tta is None or ref.input_size is None or not tta.needs_any_size_for(ref.input_size):
-        return ref
-    if ref.config is None:
-        raise ConfigError(f"{ref.model_path}: TTA scales (and turns of a non-square input) need "
-                         "a model of any input size, and this file has no run configuration to "
-                         "rebuild it; use scales=1 without turns")
-    return ref.rebuilt(input_shape=(None, None, 3))
+def load(path):
+    """The ``KerasPredictor`` of a run folder (its best checkpoint) or a ``.keras`` file (with
+    its run's configuration when it sits in a run folder). Mixed-precision checkpoints are
+    rebuilt in float32."""
+    from kseg.models import load_model, rebuild
+    from kseg.train.config import TrainConfig
+    from kseg.train.rundir import RunDir
+
+    path = Path(path)
+    if path.is_dir():
+        run = RunDir(path)
+        if not run.exists:
+            raise NotFoundError(f"{path}: not a kseg run folder (no config.json)")
+        model_path = run.best_model_path()
+    elif path.is_file():
+        model_path = path
+        run = RunDir(path.parent)  # a checkpoint inside a run folder keeps its run's config
+    else:
+        raise NotFoundError(f"{path}: no such run folder or model file")
+    config = classes = None
+    if run.exists:
+        raw = run.config()
+        config = TrainConfig.from_json(raw, where=str(run.file("config.json")))
+        classes = list(raw["classes"])
+    model = load_model(model_path, compile=False)
+    if config is not None:
+        model, _ = rebuild(model, config.model, config.model_options)
+    return KerasPredictor(model, config=config, classes=classes, name=model_path)
 
 
-def label_batch(ref, images, tta=None):
-    """Label maps [N, H, W] for a uint8 batch, with test-time augmentation if ``tta`` is given."""
+class Ensemble(Predictor):
+    """Several predictors scored as one: per pixel, the mean of their class probabilities (a
+    sigmoid's one channel counts as two classes). All members must predict the same classes and
+    take the same input size."""
+
+    def __init__(self, members):
+        members = list(members)
+        if len(members) < 2:
+            raise ConfigError("an ensemble needs at least two models")
+        first = members[0]
+        for m in members[1:]:
+            if list(m.classes) != list(first.classes):
+                raise ConfigError(f"{m.name} predicts {list(m.classes)}, {first.name} "
+                                  f"{list(first.classes)}: not one ensemble")
+        sizes = {m.input_size for m in members} - {None}
+        if len(sizes) > 1:
+            raise ConfigError("ensemble members take different input sizes: "
+                              + ", ".join(f"{m.name} {m.input_size}" for m in members))
+        self.members, self.config, self.classes = members, first.config, list(first.classes)
+        self.name = f"ensemble of {len(members)}: " + " + ".join(str(m.name) for m in members)
+        self.input_size = next(iter(sizes), None)
+
+    def predict_proba(self, images):
+        return np.mean([m.predict_proba(images) for m in self.members], axis=0,
+                       dtype=np.float64).astype(np.float32)
+
+    def rebuilt(self, input_shape=None, output_stride=None):
+        return Ensemble([m.rebuilt(input_shape, output_stride) for m in self.members])
+
+
+class TTAPredictor(Predictor):
+    """``base`` under test-time augmentation ``tta`` (a ``kseg.tta.TTA``): each image's
+    probabilities are the average over its transformed passes, mapped back."""
+
+    def __init__(self, base, tta):
+        self.base, self.tta = base, tta
+        self.classes, self.config, self.input_size = base.classes, base.config, base.input_size
+        self.name = f"{base.name} with TTA {tta}"
+
+    def predict_proba(self, images):
+        return np.stack([self.tta.predict_proba(self.base.predict_proba, im)
+                         for im in np.asarray(images)])
+
+    def rebuilt(self, input_shape=None, output_stride=None):
+        return TTAPredictor(self.base.rebuilt(input_shape, output_stride), self.tta)
+
+
+def with_tta(predictor, tta):
+    """``predictor`` under ``tta`` (None: as it is). Rescaled passes, and quarter turns of a
+    non-square input, need a model that takes any input size: it is rebuilt as one."""
     if tta is None:
-        return scores_to_labels(ref.model.predict_on_batch(images))
-    return np.stack([tta.predict_labels(ref.model.predict_on_batch, im) for im in np.asarray(images)])
+        return predictor
+    if predictor.input_size is not None and tta.needs_any_size_for(predictor.input_size):
+        if predictor.config is None:
+            raise ConfigError(f"{predictor.name}: TTA scales (and turns of a non-square input) "
+                              "need a model of any input size, and this file has no run "
+                              "configuration to rebuild it; use scales=1 without turns")
+        predictor = predictor.rebuilt(input_shape=(None, None, 3))  # segmented at its run's size
+    return TTAPredictor(predictor, tta)
 
 
-def evaluate(ref, source, image_size=None, batch_size=8, tta=None):
-    """Scores of ``ref`` on every example of ``source`` as ``kseg.metrics.scores`` plus the
+def evaluate(predictor, source, image_size=None, batch_size=8, tta=None):
+    """Scores of ``predictor`` on every example of ``source`` as ``kseg.metrics.scores`` plus the
     confusion matrix; ``tta``: a ``kseg.tta.TTA`` to average over transformed inputs.
 
     The protocol is the field's and the deployed model's: each image is resized (bilinear) to
@@ -129,21 +176,18 @@ def evaluate(ref, source, image_size=None, batch_size=8, tta=None):
     and the label map is brought back (nearest) to the label's own resolution, where it is scored:
     mIoU on 720x960 labels is mIoU on 720x960 pixels. ``kseg predict`` and ``kseg.runtime`` give
     the same label maps."""
-    image_size = image_size or ref.input_size or (ref.config.image_size if ref.config else None)
-    if image_size is None:
-        raise ConfigError("the model takes any size; give --image-size to evaluate at")
-    if len(source.classes) != len(ref.classes):
-        raise ConfigError(
-            f"{source.where} has {len(source.classes)} classes but the model predicts {len(ref.classes)}"
-        )
-    ref = for_tta(ref, tta)
-    cm = np.zeros((len(ref.classes),) * 2, np.int64)
+    image_size = image_size or predictor.training_size()
+    if len(source.classes) != len(predictor.classes):
+        raise ConfigError(f"{source.where} has {len(source.classes)} classes but the model "
+                          f"predicts {len(predictor.classes)}")
+    predictor = with_tta(predictor, tta)
+    n = len(predictor.classes)
+    cm = np.zeros((n, n), np.int64)
     batch, truths = [], []
 
     def flush():
-        pred = label_batch(ref, np.stack(batch), tta)
-        for p, truth in zip(pred, truths):
-            cm[...] += kmetrics.confusion_matrix(truth, to_size(p, truth.shape), len(ref.classes),
+        for p, truth in zip(predictor.predict_labels(np.stack(batch)), truths):
+            cm[...] += kmetrics.confusion_matrix(truth, to_size(p, truth.shape), n,
                                                  source.ignore_index)
         batch.clear()
         truths.clear()
@@ -157,7 +201,7 @@ def evaluate(ref, source, image_size=None, batch_size=8, tta=None):
         flush()
     result = kmetrics.scores(cm)
     result["confusion_matrix"] = cm.tolist()
-    result["classes"] = list(ref.classes)
+    result["classes"] = list(predictor.classes)
     result["images"] = len(source)
     result["data"] = source.where
     result["protocol"] = (f"images resized to {image_size[0]}x{image_size[1]}, label maps scored "
@@ -178,25 +222,22 @@ def to_size(labels, size):
 NATIVE_MAX_PIXELS = 4_000_000
 
 
-def predict_labels(ref, image, tta=None, native=False):
+def predict_labels(predictor, image, tta=None, native=False):
     """Label map ``[H, W]`` of a PIL image at its own size. By default the image is resized to the
     model's size (its input size, else its run's training size) and the labels brought back, as
     ``kseg.runtime`` and the exported files do; ``native`` runs a model of any input size (see
-    ``ModelRef.rebuilt``) at the image's own resolution (at most ``NATIVE_MAX_PIXELS``)."""
+    ``Predictor.rebuilt``) at the image's own resolution (at most ``NATIVE_MAX_PIXELS``)."""
     rgb = image.convert("RGB")
     if native:
-        if ref.input_size is not None:
+        if predictor.input_size is not None:
             raise ConfigError("native resolution needs a model of any input size "
-                             "(ref.rebuilt(input_shape=(None, None, 3)))")
+                              "(predictor.rebuilt(input_shape=(None, None, 3)))")
         scale = min(1.0, (NATIVE_MAX_PIXELS / (rgb.width * rgb.height)) ** 0.5)
         size = (max(1, round(rgb.height * scale)), max(1, round(rgb.width * scale)))
     else:
-        size = ref.input_size or (ref.config.image_size if ref.config else None)
-        if size is None:
-            raise ConfigError(f"{ref.model_path}: the model takes any size and has no run "
-                             "configuration to say its training size; use native resolution")
+        size = predictor.training_size()
     x = resize_image(np.asarray(rgb), size)
-    labels = label_batch(ref, x[None], tta)[0]
+    labels = with_tta(predictor, tta).predict_labels(x[None])[0]
     return to_size(labels, (rgb.height, rgb.width)).astype(np.uint8)
 
 
@@ -222,14 +263,14 @@ def output_stems(paths):
     return out
 
 
-def predict_files(ref, paths, out_dir, tta=None, native=False):
+def predict_files(predictor, paths, out_dir, tta=None, native=False):
     """Write ``<stem>_mask.png`` (colours), ``<stem>_overlay.png`` and ``<stem>_labels.png`` (class
     indices) for every image; returns the written paths. By default at the model's size, as the
     exported files segment; ``native``: at each photo's own resolution."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if native and ref.input_size is not None:
-        ref = ref.rebuilt(input_shape=(None, None, 3))  # fully convolutional: any size
+    if native and predictor.input_size is not None:
+        predictor = predictor.rebuilt(input_shape=(None, None, 3))  # fully convolutional: any size
     written = []
     for path, stem in zip(paths, output_stems(paths)):
         path = Path(path)
@@ -238,8 +279,8 @@ def predict_files(ref, paths, out_dir, tta=None, native=False):
                 image = im.convert("RGB")
         except OSError as exc:
             raise InputError(f"{path}: cannot read image ({exc})") from None
-        labels = predict_labels(ref, image, tta, native=native)
-        n = len(ref.classes)
+        labels = predict_labels(predictor, image, tta, native=native)
+        n = len(predictor.classes)
         targets = {
             out_dir / f"{stem}_mask.png": Image.fromarray(colourize(labels, n)),
             out_dir / f"{stem}_overlay.png": overlay_image(image, labels, n),

@@ -91,15 +91,15 @@ def boundary_error_shares(labels, pred, ignore_index=None, limits=(1, 2, 3, 5)):
 def symmetry_labels(predict, images):
     """``{(mirrored, quarter_turns): label maps [N, H, W]}`` for the 8 symmetries of the square:
     each image transformed as ``kseg.tta.Pass`` does, predicted, the probabilities mapped back onto
-    the original grid. ``predict`` maps a uint8 batch [N, H, W, 3] to scores [N, H, W, C] (square
+    the original grid. ``predict`` maps a uint8 batch [N, H, W, 3] to class probabilities [N, H, W, C] (square
     images)."""
-    from kseg.tta import TTA, probabilities
+    from kseg.tta import TTA
 
     out = {}
     for step in TTA(flip=True, turns=True).passes():
         scores = predict(np.stack([step.forward(im) for im in images]))
         out[(step.flip, step.quarter)] = np.stack(
-            [step.inverse(probabilities(s), im.shape[:2])[0].argmax(-1)
+            [step.inverse(np.asarray(s, np.float32), im.shape[:2])[0].argmax(-1)
              for s, im in zip(scores, images)])
     return out
 
@@ -117,9 +117,9 @@ def report(run, cls=None, shift=2, split="val", batch=1, no_model=False, per_ima
     """The three checks above for run folder ``run``, printed with ``log``. Raises ValueError for
     a class the data does not have, or a symmetry check on non-square images."""
     from kseg.data.pipeline import evaluation_dataset
-    from kseg.inference import ModelRef
+    from kseg.inference import load
 
-    ref = ModelRef(run)
+    ref = load(run)
     if ref.config is None:
         raise ConfigError(f"{run}: no run configuration to name the validation data")
     size = tuple(ref.config.image_size)
@@ -162,7 +162,7 @@ def report(run, cls=None, shift=2, split="val", batch=1, no_model=False, per_ima
         return
 
     def predict(x):
-        return np.concatenate([ref.model.predict_on_batch(x[i:i + batch])
+        return np.concatenate([ref.predict_proba(x[i:i + batch])
                                for i in range(0, len(x), batch)])
 
     predicted = symmetry_labels(predict, images)

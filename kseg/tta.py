@@ -153,7 +153,8 @@ class TTA:
 
     def predict_proba(self, predict, image):
         """Averaged class probabilities [H, W, C] for one uint8 image [H, W, 3]; ``predict`` maps a
-        uint8 batch [N, h, w, 3] to scores [N, h, w, C] (same-size passes go in one batch)."""
+        uint8 batch [N, h, w, 3] to class probabilities [N, h, w, C] (``Predictor.predict_proba``;
+        same-size passes go in one batch)."""
         image = np.asarray(image)
         size = image.shape[:2]
         groups = {}
@@ -164,7 +165,7 @@ class TTA:
         for items in groups.values():
             scores = predict(np.stack([x for _, x in items]))
             for (p, _), s in zip(items, np.asarray(scores)):
-                probs, valid = p.inverse(probabilities(s), size)
+                probs, valid = p.inverse(np.asarray(s, np.float32), size)
                 if total is None:
                     total = np.zeros(size + (probs.shape[-1],), np.float32)
                     count = np.zeros(size, np.float32)

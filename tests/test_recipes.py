@@ -92,31 +92,36 @@ def test_time_budget_fits_the_epoch_count_and_keeps_it_on_resume(tmp_path, monke
     assert seen[0] - first_epoch <= time.time() - t0
 
 
-class _FixedModel:
-    def __init__(self, scores, classes=("a", "b", "c"), size=None, name="m"):
-        self.scores, self.classes, self.input_size = scores, list(classes), size
-        self.model, self.model_path, self.config = self, name, None
+def _FixedModel(scores, classes=("a", "b", "c"), size=None, name="m"):
+    """A predictor that answers every batch with the probabilities of fixed ``scores``."""
+    from kseg.inference import Predictor
+    from kseg.tta import probabilities
 
-    def predict_on_batch(self, images):
-        return self.scores
+    class Fixed(Predictor):
+        def predict_proba(self, images):
+            return probabilities(scores)
+
+    fixed = Fixed()
+    fixed.classes, fixed.input_size, fixed.name = list(classes), size, name
+    return fixed
 
 
 def test_an_ensemble_averages_class_probabilities_softmax_and_binary_sigmoid():
-    from kseg.inference import Ensemble, label_batch
+    from kseg.inference import Ensemble
     from kseg.tta import probabilities
 
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(2, 2, 5, 7, 3)) * 3
-    assert np.isfinite(Ensemble([_FixedModel(a * 100), _FixedModel(b)]).predict_on_batch(None)).all()
+    assert np.isfinite(Ensemble([_FixedModel(a * 100), _FixedModel(b)]).predict_proba(None)).all()
     ens = Ensemble([_FixedModel(a), _FixedModel(b)])
     want = (probabilities(a, np.float64) + probabilities(b, np.float64)) / 2
-    np.testing.assert_allclose(probabilities(ens.model.predict_on_batch(None)), want, atol=1e-5)
-    np.testing.assert_array_equal(label_batch(ens, np.zeros((2, 5, 7, 3), np.uint8)), want.argmax(-1))
+    np.testing.assert_allclose(ens.predict_proba(None), want, atol=1e-5)
+    np.testing.assert_array_equal(ens.predict_labels(np.zeros((2, 5, 7, 3), np.uint8)), want.argmax(-1))
     # a binary model's one sigmoid channel counts as (1 - p, p)
     logit = rng.normal(size=(2, 5, 7, 1))
     two = np.concatenate([np.zeros_like(logit), logit], axis=-1)  # softmax of (0, z) = sigmoid
     binary = Ensemble([_FixedModel(logit, ("bg", "fg")), _FixedModel(two, ("bg", "fg"))])
-    np.testing.assert_allclose(probabilities(binary.model.predict_on_batch(None))[..., 1],
+    np.testing.assert_allclose(binary.predict_proba(None)[..., 1],
                                1 / (1 + np.exp(-logit[..., 0])), atol=1e-5)
     with pytest.raises(ValueError, match="not one ensemble"):
         Ensemble([_FixedModel(a), _FixedModel(b, ("a", "b", "d"))])
