@@ -24,15 +24,19 @@ def test_commit_syncs_the_new_checkpoint_before_the_old_one_goes(tmp_path, monke
         return real_unlink(path, *a, **kw)
 
     run.commit_epoch(model, 1, {"epoch": 1}, 0.1)
+    run.commit_epoch(model, 2, {"epoch": 2}, 0.2)
     monkeypatch.setattr(rundir.os, "fsync", fsync)
     monkeypatch.setattr(os, "unlink", unlink)
-    run.commit_epoch(model, 2, {"epoch": 2}, 0.2)
-    new = str(run.path / "checkpoints" / ".tmp-epoch-2.keras")
-    old = str(run.path / "checkpoints" / "epoch-1.keras")
+    run.commit_epoch(model, 3, {"epoch": 3}, 0.3)
+    checkpoints = run.path / "checkpoints"
     synced = [p for kind, p in events if kind == "fsync"]
-    assert new in synced  # the checkpoint's bytes, before its rename
+    assert any(p.startswith(str(checkpoints / ".epoch-3.keras.")) and p.endswith(".partial.keras")
+               for p in synced)  # the checkpoint's bytes, before its rename
+    old = str(checkpoints / "epoch-1.keras")
     removal = events.index(("unlink", old))
     before = [p for kind, p in events[:removal] if kind == "fsync"]
-    assert str(run.path) in before and str(run.path / "checkpoints") in before
-    assert not (run.path / "checkpoints" / "epoch-1.keras").exists()
-    assert (run.path / "checkpoints" / "epoch-2.keras").is_file()
+    assert str(run.path) in before and str(checkpoints) in before
+    # the epoch before stays, a fallback should the newest be damaged; last.keras is a second
+    # name of the newest, not of the only checkpoint
+    assert sorted(os.listdir(checkpoints)) == ["epoch-2.keras", "epoch-3.keras"]
+    assert os.path.samefile(run.path / "last.keras", checkpoints / "epoch-3.keras")

@@ -11,11 +11,13 @@ import only numpy, OpenCV, PIL and kseg.data.
 
 A cache file (``PATH.<key>.npy``, one uint8 array ``[N, H, W, 4]``: RGB + label) is keyed to what
 it holds (``cache_key``: the data's files, their sizes and times, the image size), so a reused path
-never serves another dataset's examples. It is written in full under a temporary name and renamed
-into place, so a killed run leaves no half-written cache under the real name, and two runs sharing
-a path each write their own and read the same result. Loader processes map it read-only.
+never serves another dataset's examples. It is written complete or not at all
+(``kseg.files.atomic_file``), on a disk checked to have room for it and with that room reserved
+before the first example is written; one process writes it while any other that needs it waits for
+that one's result (``kseg.files.Lock``). Loader processes map it read-only.
 """
 
+import errno
 import hashlib
 import os
 import threading
@@ -23,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kseg.files import fsync_dir, process_alive
+from kseg.files import Lock, atomic_file, ensure_space
 from kseg.resize import resize_pair
 
 CACHE_FORMAT = 2  # bump when what a cache file holds changes (its key changes with it)
@@ -81,28 +83,35 @@ def _pairs(source, size):
             yield i, resize_pair(image, label, size)
 
 
-def write_cache(path, source, size):
-    """Write the cache file ``path`` of ``source`` at ``size`` in full (temporary name, fsync,
-    rename)."""
+def write_cache(path, source, size, log=None):
+    """Write the cache file ``path`` of ``source`` at ``size`` in full, unless it is there (another
+    process wrote it while this one waited for the lock). Its size is known: a disk without room
+    is refused before the first example is read (``StorageError``)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for stale in path.parent.glob(f".{path.name}.*.partial"):  # left by killed runs
-        if not process_alive(stale.name[len(path.name) + 2:].split("-", 1)[0]):
-            stale.unlink(missing_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.partial")
-    try:
-        arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
-                                        shape=(len(source), int(size[0]), int(size[1]), 4))
-        for i, (image, label) in _pairs(source, size):
-            arr[i, ..., :3], arr[i, ..., 3] = image, label
-        arr.flush()
-        del arr
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
+    shape = (len(source), int(size[0]), int(size[1]), 4)
+    with Lock(path, wait=True, log=log):
+        if path.is_file():
+            return path
+        ensure_space(path, int(np.prod(shape)))
+        with atomic_file(path) as tmp:
+            arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=shape)
+            _reserve(tmp)
+            for i, (image, label) in _pairs(source, size):
+                arr[i, ..., :3], arr[i, ..., 3] = image, label
+            arr.flush()
+            del arr
+    return path
+
+
+def _reserve(path):
+    """Allocate the whole (sparse) file now: a disk that fills up meanwhile is an ``OSError``
+    here, not a SIGBUS when a mapped page is written."""
+    with open(path, "rb+") as f:
+        try:
+            os.posix_fallocate(f.fileno(), 0, os.fstat(f.fileno()).st_size)
+        except OSError as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+                raise
 
 
 class Examples:

@@ -26,6 +26,7 @@ from PIL import Image
 
 from kseg.contract import ContractError, embedded_labels, read_metadata
 from kseg.errors import KsegError
+from kseg.files import atomic_folder
 from kseg.runtime import palette
 
 RUNTIME_PACKAGE = "@mediapipe/tasks-vision"
@@ -117,17 +118,13 @@ def _check_version(package, where, how):
 
 
 def _install(tgz, cached):
-    """Unpack npm package ``tgz`` beside ``cached`` and move its package/ folder into place."""
-    staging = Path(tempfile.mkdtemp(prefix="kseg-runtime-", dir=_mkdir(cached.parent)))
-    try:
-        _unpack(tgz, staging)
-        _check_version(staging / "package", tgz, f"get it with `npm pack {RUNTIME_PACKAGE}@"
-                       f"{RUNTIME_VERSION}`")
-        if cached.exists():
-            shutil.rmtree(cached)
-        os.replace(staging / "package", cached)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    """Unpack npm package ``tgz`` beside ``cached`` and swap its package/ folder into place."""
+    with atomic_folder(cached) as staging:
+        package = _unpack(tgz, staging)
+        _check_version(package, tgz, f"get it with `npm pack {RUNTIME_PACKAGE}@{RUNTIME_VERSION}`")
+        for entry in os.listdir(package):  # the package's files, one level up
+            os.replace(package / entry, staging / entry)
+        package.rmdir()
 
 
 def _mkdir(path):
@@ -185,11 +182,7 @@ def build_demo(folder, out, *, runtime_dir=None, sample=None, overwrite=False, l
             raise DemoError(f"{out} exists; pass --overwrite to replace it")
     runtime = find_runtime(runtime_dir, log=log)
 
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    _mkdir(out.parent)
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
+    with atomic_folder(out) as tmp:
         for name in ("index.html", "app.js"):
             shutil.copy(STATIC / name, tmp / name)
         for rel in RUNTIME_FILES:
@@ -230,12 +223,6 @@ def build_demo(folder, out, *, runtime_dir=None, sample=None, overwrite=False, l
             "license": meta.get("embedded", {}).get("license", ""),
         }
         (tmp / "demo.json").write_text(json.dumps(config, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     log(f"wrote {out} ({len(models)} model file(s), sample: {sample_note})")
     return out
 

@@ -1,13 +1,13 @@
 """``export_run``: the library behind ``kseg export``.
 
 Everything is written into a hidden temporary folder beside the destination and verified there;
-only a verified export is moved into place (an atomic rename), so an interrupted or failed export
-never leaves a half-written folder under the destination name.
+only a verified export is moved into place (``kseg.files.atomic_folder``), so an interrupted or
+failed export never leaves a half-written folder under the destination name, and a replaced one
+is never lost. One export writes a destination at a time (``kseg.files.Lock``).
 """
 
+import functools
 import json
-import os
-import shutil
 from pathlib import Path
 
 from kseg import __version__
@@ -15,7 +15,7 @@ from kseg.contract import METADATA, make_metadata, tflite_name
 from kseg.data.pipeline import evaluation_dataset
 from kseg.export import gpu_delegate, savedmodel, tflite, tflite_metadata
 from kseg.export.verify import verify
-from kseg.files import process_alive
+from kseg.files import Lock, atomic_folder
 from kseg.models import load_model, rebuild
 from kseg.quiet import quiet_stderr
 from kseg.train.config import TrainConfig
@@ -29,16 +29,17 @@ class ExportError(RuntimeError):
     """An export that failed verification or could not be written."""
 
 
-def _replace_folder(tmp, out, overwrite):
-    if out.exists():
-        if not overwrite:
-            raise ExportError(f"{out} already exists; pass --overwrite to replace it")
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        os.replace(out, old)
-        os.replace(tmp, out)
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out)
+def _holding_out(export):
+    """``export(run_path, out, ...)`` run while it holds the lock of ``out``: a second export to
+    the same folder is refused at once."""
+
+    @functools.wraps(export)
+    def locked(run_path, out, **kwargs):
+        with Lock(out, advice="wait for it to finish or stop it (kill {pid}), or export to "
+                  "another --out"):
+            return export(run_path, out, **kwargs)
+
+    return locked
 
 
 def representative_images(config, count):
@@ -53,6 +54,7 @@ def representative_images(config, count):
     return [resize_image(image, config.image_size) for _, image, _ in train.iter_numpy(order)]
 
 
+@_holding_out
 def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="scores",
                min_agreement=MIN_AGREEMENT, max_miou_drop=MAX_MIOU_DROP, representative=200,
                max_images=None, output_stride=None, rescue=True, name=None, license="",
@@ -101,13 +103,7 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
                                    input_shape=(height, width, 3), output_stride=output_stride)
     log(f"exporting {model_path} ({height}x{width}, {len(classes)} classes) to {out}")
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    for stale in out.parent.glob(f".{out.name}.partial-*"):  # left by a killed export
-        if not process_alive(stale.name.rsplit("-", 1)[-1]):
-            shutil.rmtree(stale, ignore_errors=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}"
-    tmp.mkdir()
-    try:
+    with atomic_folder(out) as tmp:
         with quiet_stderr():
             savedmodel.save(model, tmp / "saved_model", height, width)
         calib = representative_images(config, representative) if "int8" in modes else None
@@ -162,10 +158,8 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
             embedded=embedded, gpu_delegate=gpu,
         )
         (tmp / METADATA).write_text(json.dumps(meta, indent=2))
-        _replace_folder(tmp, out, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        if out.exists() and not overwrite:  # written meanwhile by something other than kseg
+            raise ExportError(f"{out} already exists; pass --overwrite to replace it")
     return meta
 
 

@@ -5,11 +5,10 @@ graph edits and metadata that ``kseg export`` now applies (``kseg.export.tflite.
 ``kseg.export.tflite_metadata.embed``) are applied to each file as it is: the layers before the
 softmax are untouched, so every argmax — and every score in ``metadata.json`` — stays what it was.
 Each upgraded file is checked against the original on a few images before anything is replaced,
-and the folder is swapped in whole (``kseg.export.exporter``'s atomic replace).
+and the folder is swapped in whole (``kseg.files.atomic_folder``), under the folder's lock.
 """
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -17,13 +16,13 @@ import numpy as np
 
 from kseg import __version__
 from kseg.contract import METADATA, ContractError, embedded_labels, read_metadata
+from kseg.files import Lock, atomic_folder
 
 
 def upgrade_folder(folder, *, name=None, license="", log=print):
     """Upgrade every ``model_*.tflite`` in ``folder`` that carries no embedded metadata yet;
     returns the names of the files upgraded (none when all were done already)."""
     from kseg.export import gpu_delegate, tflite, tflite_metadata
-    from kseg.export.exporter import _replace_folder
     from kseg.runtime import TFLiteModel
 
     folder = Path(folder)
@@ -48,9 +47,9 @@ def upgrade_folder(folder, *, name=None, license="", log=print):
         "author": "kseg",
         "license": license,
     }
-    tmp = folder.parent / f".{folder.name}.upgrade-{os.getpid()}"
-    shutil.copytree(folder, tmp)
-    try:
+    with Lock(folder, advice="wait for it to finish or stop it (kill {pid})"), \
+            atomic_folder(folder, create=False) as tmp:
+        shutil.copytree(folder, tmp)
         rng = np.random.default_rng(0)
         h, w = meta["input"]["height"], meta["input"]["width"]
         probes = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for _ in range(2)]
@@ -80,8 +79,4 @@ def upgrade_folder(folder, *, name=None, license="", log=print):
         meta.setdefault("upgraded", []).append({"kseg_version": __version__,
                                                 "files": [f.name for f in todo]})
         (tmp / METADATA).write_text(json.dumps(meta, indent=2))
-        _replace_folder(tmp, folder, overwrite=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return [f.name for f in todo]

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from kseg.files import write_text_atomic
+
 REPORT = "report.html"
 
 
@@ -78,8 +80,6 @@ pixel accuracy {result['pixel_accuracy']:.4f}, on {result['images']} images of {
 </body></html>
 """
     out = run.file(REPORT)
-    tmp = out.with_name(f".{REPORT}.tmp")
-    tmp.write_text(page)
-    tmp.replace(out)
+    write_text_atomic(out, page)
     log(f"wrote {out}")
     return out

@@ -3,25 +3,34 @@
     runs/NAME/
       config.json        what was asked for (data, model, training options); identifies the run
       state.json         commit point: last finished epoch, its checkpoint, best val mIoU so far
-      last.keras         model + optimizer after the last finished epoch
-      best.keras         model with the best val mIoU so far
+      last.keras         model + optimizer after the last finished epoch (a hard link to its
+                         checkpoint: no second copy)
+      best.keras         model with the best val mIoU so far (a file of its own)
       metrics.json       one entry per finished epoch, contiguous from 1
       sessions.json      one entry per `kseg train` call that trained: when, on which backend and
                          devices, from which epoch (a run resumed on another machine lists both)
-      checkpoints/       epoch-K.keras files that state.json points to (older ones are removed)
+      checkpoints/       epoch-K.keras of the last KEEP_CHECKPOINTS finished epochs
       logs/              TensorBoard event files
+    runs/.NAME.lock      held while a `kseg train` writes the run (kseg.files.Lock)
 
-Crash safety: an epoch is committed by atomically replacing state.json after its checkpoint file
-is complete; anything newer than state.json (a half-written file, a metrics entry of an epoch that
-was not committed) is discarded when the run resumes.
+Crash safety: every file is written complete or not at all (``kseg.files.atomic_file``); a
+checkpoint is read back (``checkpoint_problem``) before its name points at it. An epoch is
+committed by replacing state.json after its checkpoint is complete; anything newer than state.json
+(a metrics entry of an epoch that was not committed) is discarded when the run resumes. The
+checkpoint of the epoch before stays until the next one is committed, so a checkpoint damaged
+later (a disk fault, a copy cut short) has one to fall back to (``resume_state``).
 """
 
 import json
+import math
 import os
+import re
 import shutil
+import zipfile
 from pathlib import Path
 
-from kseg.files import fsync_dir, fsync_file
+from kseg.errors import KsegError
+from kseg.files import Lock, atomic_file, ensure_space, write_json_atomic
 
 CONFIG = "config.json"
 STATE = "state.json"
@@ -29,21 +38,36 @@ METRICS = "metrics.json"
 SESSIONS = "sessions.json"
 LAST = "last.keras"
 BEST = "best.keras"
+CHECKPOINTS = "checkpoints"
+KEEP_CHECKPOINTS = 2  # the committed epoch's, and the one before it to fall back to
+KERAS_MEMBERS = ("metadata.json", "config.json", "model.weights.h5")  # what a .keras zip holds
 
 
-class RunConflictError(RuntimeError):
+class RunConflictError(KsegError, RuntimeError):
     """The run folder belongs to a different configuration."""
 
 
-def write_json_atomic(path, obj):
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=False, allow_nan=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+class DamagedCheckpointError(KsegError, RuntimeError):
+    """The run's checkpoint is damaged and no intact earlier one is kept."""
+
+
+def checkpoint_problem(path):
+    """What is wrong with the .keras file ``path`` (None: it is complete): missing, not a zip (a
+    truncated file has lost the directory at its end), without a member Keras needs, or a member
+    whose bytes fail their CRC."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            missing = [m for m in KERAS_MEMBERS if m not in z.namelist()]
+            if missing:
+                return f"it holds no {', '.join(missing)}"
+            bad = z.testzip()
+            if bad is not None:
+                return f"its {bad} fails its checksum"
+    except FileNotFoundError:
+        return "the file is missing"
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        return f"not a complete .keras file: {exc}"
+    return None
 
 
 def read_json(path):
@@ -65,6 +89,14 @@ class RunDir:
 
     def file(self, name):
         return self.path / name
+
+    def checkpoint_file(self, epoch):
+        return self.path / CHECKPOINTS / f"epoch-{int(epoch)}.keras"
+
+    def lock(self):
+        """The lock a training call holds on this run folder (``kseg.files.Lock``)."""
+        return Lock(self.path, advice="wait for it to finish or stop it (kill {pid}); to train "
+                    "another run at the same time, give it another --out")
 
     @property
     def exists(self):
@@ -120,47 +152,98 @@ class RunDir:
                 f"or pass --overwrite"
             )
         self.path.mkdir(parents=True, exist_ok=True)
-        (self.path / "checkpoints").mkdir(exist_ok=True)
+        (self.path / CHECKPOINTS).mkdir(exist_ok=True)
         write_json_atomic(self.path / CONFIG, config)
         return self.state()
 
     def save_best(self, model):
-        _save_model_atomic(model, self.path / BEST)
+        self._save_model(model, self.path / BEST)
 
     def commit_epoch(self, model, epoch, entry, best_miou):
-        """Make ``epoch`` (1-based) durable: checkpoint, metrics, then the state commit point."""
-        ckpt = self.path / "checkpoints" / f"epoch-{epoch}.keras"
-        _save_model_atomic(model, ckpt)
+        """Make ``epoch`` (1-based) durable: checkpoint (read back), metrics, then the state
+        commit point and last.keras; only then do checkpoints older than the one before go."""
+        ckpt = self.checkpoint_file(epoch)
+        self._save_model(model, ckpt)
         entries = [e for e in self.metrics() if e["epoch"] < epoch] + [entry]
         write_json_atomic(self.path / METRICS, entries)
-        previous = self.state().get("checkpoint")
-        write_json_atomic(
-            self.path / STATE,
-            {"epoch": epoch, "checkpoint": str(ckpt.relative_to(self.path)), "best_miou": best_miou},
-        )
-        # last.keras is a hard link to the committed checkpoint (no copy, replaced atomically).
-        tmp = self.path / f".{LAST}.tmp"
-        if tmp.exists():
-            tmp.unlink()
-        os.link(ckpt, tmp)
-        os.replace(tmp, self.path / LAST)
-        fsync_dir(self.path)
-        # only now, with the new checkpoint, state and last.keras on disk, does the old one go
-        if previous and previous != str(ckpt.relative_to(self.path)):
-            (self.path / previous).unlink(missing_ok=True)
+        self._commit_state({"epoch": epoch, "checkpoint": self._relative(ckpt),
+                            "best_miou": best_miou})
+
+    def _commit_state(self, state):
+        """Write ``state`` (the commit point), point last.keras at its checkpoint, then remove
+        the checkpoints it no longer needs (those after it, and all but the newest
+        ``KEEP_CHECKPOINTS`` up to it)."""
+        write_json_atomic(self.path / STATE, state)
+        ckpt = self.path / state["checkpoint"]
+        with atomic_file(self.path / LAST) as tmp:  # a hard link: no copy, replaced atomically
+            os.link(ckpt, tmp)
+        epoch = int(state["epoch"])
+        kept = sorted(e for e in self._checkpoint_epochs() if e <= epoch)[-KEEP_CHECKPOINTS:]
+        for e in self._checkpoint_epochs():
+            if e not in kept:
+                self.checkpoint_file(e).unlink(missing_ok=True)
+
+    def _checkpoint_epochs(self):
+        folder = self.path / CHECKPOINTS
+        names = os.listdir(folder) if folder.is_dir() else []
+        return [int(m.group(1)) for m in map(re.compile(r"epoch-(\d+)\.keras").fullmatch, names) if m]
+
+    def _relative(self, path):
+        return str(Path(path).relative_to(self.path))
+
+    def _save_model(self, model, path):
+        """``model.save`` to ``path`` complete or not at all, read back before it is named; a disk
+        without room for another file the size of the run's last checkpoint is refused first."""
+        last = self.path / LAST
+        if last.is_file():
+            ensure_space(path, last.stat().st_size, margin=0)
+        with atomic_file(path, check=checkpoint_problem) as tmp:
+            model.save(tmp)
 
     def checkpoint_path(self):
         ckpt = self.state().get("checkpoint")
         return None if ckpt is None else self.path / ckpt
 
+    def resume_state(self, log=print):
+        """The state to resume from, its files checked (``checkpoint_problem``). A damaged
+        checkpoint is named; the run falls back to the newest intact earlier checkpoint (the
+        epochs after it are trained again), or stops with ``DamagedCheckpointError`` saying what
+        to do. A damaged best.keras is named and removed (the next epoch writes it again)."""
+        state = self.state()
+        if not state["epoch"]:
+            return state
+        ckpt = self.path / state["checkpoint"]
+        problem = checkpoint_problem(ckpt)
+        if problem is not None:
+            state = self._fall_back(state, ckpt, problem, log)
+        best = self.path / BEST
+        problem = checkpoint_problem(best) if best.exists() else None
+        if problem is not None:
+            log(f"warning: {best} is damaged ({problem}); removed, the next epoch writes it again")
+            best.unlink()
+            state = {**state, "best_miou": None}
+            write_json_atomic(self.path / STATE, state)
+        return state
 
-def _save_model_atomic(model, path):
-    path = Path(path)
-    tmp = path.with_name(f".tmp-{path.name}")  # keras insists on the .keras suffix
-    model.save(tmp)
-    fsync_file(tmp)  # the data reaches the disk before the name points at it
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
+    def _fall_back(self, state, ckpt, problem, log):
+        epoch = int(state["epoch"])
+        for e in sorted(self._checkpoint_epochs(), reverse=True):
+            if e < epoch and checkpoint_problem(self.checkpoint_file(e)) is None:
+                break
+        else:
+            raise DamagedCheckpointError(
+                f"{ckpt}, the checkpoint of epoch {epoch}, is damaged ({problem}), and no intact "
+                f"earlier checkpoint is kept in {self.path / CHECKPOINTS}. Put an intact copy of "
+                f"it in its place (from a backup), or train from the start with --overwrite "
+                f"(best.keras, if intact, still exports)")
+        scores = [x["val_miou"] for x in self.metrics() if x["epoch"] <= e
+                  and isinstance(x.get("val_miou"), (int, float)) and math.isfinite(x["val_miou"])]
+        log(f"warning: {ckpt}, the checkpoint of epoch {epoch}, is damaged ({problem}); falling "
+            f"back to the checkpoint of epoch {e}: epochs {e + 1}-{epoch} are trained again")
+        state = {"epoch": e, "checkpoint": self._relative(self.checkpoint_file(e)),
+                 "best_miou": max(scores) if scores else None}
+        self._commit_state(state)  # removes the damaged checkpoint too
+        return state
 
 
 def _diff_keys(a, b, prefix=""):

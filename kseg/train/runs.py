@@ -7,7 +7,6 @@ optimizer state, to move it off a training machine.
 """
 
 import json
-import shutil
 from pathlib import Path
 
 from kseg.errors import ConfigError, NotFoundError
@@ -72,7 +71,9 @@ def pack(run, dest):
     of a checkpoint with AdamW state). The copy is a run folder that ``kseg evaluate``, ``export``
     and ``report`` accept; it cannot be resumed. Works under any Keras backend. Returns the path
     of the packed best.keras."""
+    from kseg.files import atomic_file, write_bytes_atomic
     from kseg.models import load_model
+    from kseg.train.rundir import checkpoint_problem
 
     run, dest = Path(run), Path(dest)
     if not (run / "best.keras").is_file():
@@ -80,9 +81,8 @@ def pack(run, dest):
     dest.mkdir(parents=True, exist_ok=True)
     for name in PACKED_FILES:
         if (run / name).is_file():
-            shutil.copy(run / name, dest / name)
+            write_bytes_atomic(dest / name, (run / name).read_bytes())
     model = load_model(run / "best.keras", compile=False)
-    tmp = dest / ".best.keras.tmp.keras"
-    model.save(tmp)
-    tmp.replace(dest / "best.keras")
+    with atomic_file(dest / "best.keras", check=checkpoint_problem) as tmp:
+        model.save(tmp)
     return dest / "best.keras"
