@@ -51,16 +51,53 @@ def test_demo_refuses_a_runtime_dir_without_the_package(shapes_export, tmp_path)
     assert not (tmp_path / "d").exists()
 
 
+def _stub_runtime(root):
+    """An unpacked @mediapipe/tasks-vision package of the right name and version whose files hold
+    nothing: enough for ``find_runtime``, so that a refusal comes from the guard under test."""
+    import json
+
+    from kseg.demo import RUNTIME_FILES, RUNTIME_PACKAGE, RUNTIME_VERSION
+
+    package = root / "package"
+    for rel in RUNTIME_FILES:
+        (package / rel).parent.mkdir(parents=True, exist_ok=True)
+        (package / rel).write_bytes(b"stub")
+    (package / "package.json").write_text(json.dumps({"name": RUNTIME_PACKAGE,
+                                                      "version": RUNTIME_VERSION}))
+    return root
+
+
 def test_demo_never_replaces_a_folder_that_is_not_a_demo(shapes_export, tmp_path):
+    import shutil
+
+    export = tmp_path / "shapes"  # a copy: a broken guard must not destroy the session's export
+    shutil.copytree(shapes_export, export)
+    runtime = _stub_runtime(tmp_path / "runtime")
+
+    def demo(out, *more):
+        return CliRunner().invoke(main, ["demo", str(export), "--out", str(out),
+                                         "--runtime-dir", str(runtime), *more])
+
+    # the stub runtime is enough to build a demo: what is refused below is refused by a guard
+    r = demo(tmp_path / "d")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "d" / "demo.json").is_file()
+    r = demo(tmp_path / "d")  # a demo is replaced only when asked to
+    assert r.exit_code == 1 and "pass --overwrite to replace it" in r.output
+    assert demo(tmp_path / "d", "--overwrite").exit_code == 0
+
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("keep me")
-    for out in (other, shapes_export, shapes_export / "demo"):
-        r = CliRunner().invoke(main, ["demo", str(shapes_export), "--out", str(out), "--overwrite",
-                                      "--runtime-dir", str(tmp_path)])
-        assert r.exit_code == 1, out
+    for out, refusal in ((other, "is not a kseg demo"),
+                         (export, "write the demo outside the exported folder"),
+                         (export / "demo", "write the demo outside the exported folder")):
+        r = demo(out, "--overwrite")
+        assert r.exit_code == 1 and refusal in r.output, (out, r.output)
+    assert sorted(p.name for p in other.iterdir()) == ["notes.txt"]
     assert (other / "notes.txt").read_text() == "keep me"
-    assert (shapes_export / "metadata.json").is_file()
+    assert sorted(p.name for p in export.iterdir()) == sorted(p.name for p in shapes_export.iterdir())
+    assert not list(tmp_path.glob(".*partial*")) and not list(export.glob(".*"))
 
 
 @pytest.mark.slow

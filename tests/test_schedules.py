@@ -70,3 +70,41 @@ def test_early_stopping_counts_epochs_since_the_best():
         model.stop_training = False
         cb.on_epoch_end(3)
         assert model.stop_training is stops
+
+
+def test_a_run_that_stopped_early_is_not_trained_again(tmp_path):
+    """At a learning rate of 1e-12 (no batch norm) the weights cannot move, so val mIoU never
+    beats epoch 1 and patience 1 stops the run after epoch 2 of 6. The same command again, or
+    with more epochs, finds the stop in the run folder and trains nothing."""
+    import json
+
+    from click.testing import CliRunner
+
+    from kseg.cli import main
+
+    out = tmp_path / "run"
+    train = ["train", "--data", "shapes:16", "--image-size", "16", "16", "--batch-size", "4",
+             "-o", "depth=1", "-o", "base_filters=2", "-o", "batch_norm=false",
+             "--augment", "none", "--learning-rate", "1e-12", "--early-stopping", "1",
+             "--out", str(out)]
+    r = CliRunner().invoke(main, [*train, "--epochs", "6"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "early stopping: val mIoU has not improved for 1 epochs (patience 1)" in r.output
+
+    def committed():
+        return (json.loads((out / "state.json").read_text()),
+                [e["epoch"] for e in json.loads((out / "metrics.json").read_text())],
+                len(json.loads((out / "sessions.json").read_text())),
+                sorted(p.name for p in (out / "checkpoints").iterdir()),
+                (out / "last.keras").stat().st_mtime_ns, (out / "best.keras").stat().st_mtime_ns)
+
+    stopped = committed()
+    assert stopped[0]["epoch"] == 2 and stopped[1] == [1, 2] and stopped[2] == 1
+    for epochs in ("6", "9"):  # the same command, then a raised epoch count (same run)
+        r = CliRunner().invoke(main, [*train, "--epochs", epochs], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        assert (f"{out}: stopped early after epoch 2 (no better val mIoU for 1 epochs); "
+                "nothing to do") in r.output
+        assert "resuming" not in r.output and "Epoch" not in r.output
+        assert f"(epoch 1); run folder {out}" in r.output  # the summary of the stopped run
+        assert committed() == stopped  # no epoch, session or checkpoint written

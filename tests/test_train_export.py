@@ -88,8 +88,11 @@ def test_evaluate_and_predict(run_dir, tmp_path):
     # two models: one ensemble (here the same run twice: the mean of equal probabilities)
     r = invoke("evaluate", run_dir, run_dir / "last.keras", "--json", js)
     assert r.exit_code == 0, r.output
-    assert "ensemble of 2" in r.output or "+" in r.output
     ens = json.loads(js.read_text())
+    # the title names both members, in order, as one model scored on the run's validation data
+    members = f"{run_dir / 'best.keras'} + {run_dir / 'last.keras'}"
+    title = r.output.splitlines()[0]
+    assert title.endswith(f"{members} on {ens['data']} ({ens['images']} images)"), title
     last_epoch = entries[-1]["val_miou"]
     assert min(scores["miou"], last_epoch) - 1e-3 <= ens["miou"] <= max(scores["miou"], last_epoch) + 0.05
 
