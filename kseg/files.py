@@ -105,7 +105,7 @@ def _free_bytes(path):
 
 
 def _mb(n):
-    return f"{n / 1e6:.1f} MB"
+    return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} KB"
 
 
 def storage_error(exc, path):

@@ -131,7 +131,7 @@ def test_a_cache_too_big_for_the_disk_is_refused_before_it_is_written(tmp_path, 
     monkeypatch.setattr(files.shutil, "disk_usage", lambda p: type("U", (), {"free": 1000})())
     read = []
     monkeypatch.setattr(source, "load_numpy", lambda i: read.append(i))
-    with pytest.raises(StorageError, match=r"needs about .* MB and only 0.0 MB is free"):
+    with pytest.raises(StorageError, match=r"needs about .* KB and only 1 KB is free"):
         write_cache(tmp_path / "cache.npy", source, (16, 16))
     assert read == [] and not (tmp_path / "cache.npy").exists()
 

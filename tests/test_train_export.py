@@ -47,7 +47,9 @@ def test_run_folder_contents(run_dir):
     entries = json.loads((run_dir / "metrics.json").read_text())
     assert [e["epoch"] for e in entries] == [1, 2]
     assert {"loss", "val_loss", "val_miou", "miou"} <= set(entries[0])
-    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch-2.keras"]
+    # the newest checkpoint and the one before it (a fallback should the newest be damaged)
+    assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["epoch-1.keras",
+                                                                          "epoch-2.keras"]
     sessions = json.loads((run_dir / "sessions.json").read_text())  # the first call, then the resume
     assert [s["from_epoch"] for s in sessions] == [0, 1]
     assert {s["backend"] for s in sessions} == {"tensorflow"}

@@ -5,10 +5,14 @@ import time
 
 import keras
 
+from kseg.errors import KsegError
 from kseg.train.precise_bn import recompute_batchnorm
 
+RETRY = ("Try a lower --learning-rate (a changed configuration: give another --out, or "
+         "--overwrite)")
 
-class TrainingDivergedError(RuntimeError):
+
+class TrainingDivergedError(KsegError, RuntimeError):
     """The loss became NaN or infinite."""
 
 
@@ -31,7 +35,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
             raise TrainingDivergedError(
                 f"loss became {float(loss)} at epoch {self.epoch + 1}, batch {batch + 1}; "
                 f"training stopped. The last good checkpoint is kept: {where or 'none yet'}. "
-                f"Try a lower --learning-rate."
+                f"{RETRY}."
             )
 
 
@@ -53,7 +57,8 @@ class CommitEpoch(keras.callbacks.Callback):
         if not all(math.isfinite(v) for k, v in logs.items() if "loss" in k):
             raise TrainingDivergedError(
                 f"epoch {epoch + 1} ended with a non-finite loss ({logs}); it is not saved. "
-                f"The last good checkpoint is kept: {self.run.checkpoint_path() or 'none yet'}"
+                f"The last good checkpoint is kept: {self.run.checkpoint_path() or 'none yet'}. "
+                f"{RETRY}."
             )
         score = logs.get(self.monitor)
         improved = score is not None and (self.best is None or score > self.best)

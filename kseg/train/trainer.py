@@ -7,7 +7,9 @@ committed epoch; ``fit`` runs with the deterministic per-epoch input pipeline.
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -187,12 +189,57 @@ def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print, re
         if config.time_budget and strategy is not None and is_multiworker(strategy):
             raise ValueError("--time-budget fits the epoch count on one machine's clock; with "
                              "several workers give --epochs instead")
-        if config.time_budget:
-            return _train_in_budget(config, out, overwrite, verbose, log, report, strategy,
-                                    policy, stop_after)
-        return _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_after)
+        with _sigterm_as_interrupt(), RunDir(out).lock() if is_chief() else contextlib.nullcontext():
+            if config.time_budget:
+                return _train_in_budget(config, out, overwrite, verbose, log, report, strategy,
+                                        policy, stop_after)
+            return _train(config, out, overwrite, verbose, log, report, strategy, policy,
+                          stop_after)
+    except KeyboardInterrupt as exc:
+        log(_interrupted(out, exc))
+        raise
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a job scheduler's or a preemptible machine's stop) arrived while training: handled
+    as Ctrl-C is, the epoch in progress abandoned."""
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While training, SIGTERM raises ``Terminated`` (a ``KeyboardInterrupt``) in the main thread,
+    as Ctrl-C raises ``KeyboardInterrupt``: what was committed stays, temporaries are removed,
+    the run folder's lock is released."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: let the clean-up run
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupted(out, exc):
+    """What an interrupted training call says: what is kept and how to resume."""
+    how = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+    try:
+        done = RunDir(out).state()["epoch"]
+    except (OSError, ValueError, KeyError):
+        done = 0
+    if not done:
+        return (f"interrupted ({how}) before the first epoch finished; the same command starts "
+                f"the run in {out} again")
+    kept = "epoch 1 is" if done == 1 else f"epochs 1-{done} are"
+    return (f"interrupted ({how}) during epoch {done + 1}: {kept} kept in {out}; the same "
+            f"command resumes after epoch {done}")
 
 
 def _train_in_budget(config, out, overwrite, verbose, log, report, strategy, policy, stop_after):
@@ -244,7 +291,7 @@ def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_
     chief = is_chief()
     replicas = strategy.num_replicas_in_sync if strategy is not None else 1
     train_src, val_src, weights = _checked_data(config, log)
-    run, state = _prepared_run(config, out, overwrite, chief, train_src)
+    run, state = _prepared_run(config, out, overwrite, chief, train_src, log)
     done = state["epoch"]
     finished = _nothing_left(config, run, state, log)
     if finished is not None:
@@ -294,14 +341,16 @@ def _checked_data(config, log):
     return train_src, val_src, weights
 
 
-def _prepared_run(config, out, overwrite, chief, train_src):
-    """The run folder (written by the chief; a new run, or this configuration's to resume) and
-    its state."""
+def _prepared_run(config, out, overwrite, chief, train_src, log):
+    """The run folder (written by the chief; a new run, or this configuration's to resume, its
+    checkpoints checked: ``RunDir.resume_state``) and its state."""
     run = RunDir(out)
     cfg = config.to_json()
     cfg["classes"] = list(train_src.classes)
-    state = run.prepare(cfg, overwrite=overwrite, normalize=_normalized) if chief else run.state()
-    return run, state
+    if not chief:
+        return run, run.state()
+    run.prepare(cfg, overwrite=overwrite, normalize=_normalized)
+    return run, run.resume_state(log)
 
 
 def _nothing_left(config, run, state, log):
