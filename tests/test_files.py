@@ -136,6 +136,33 @@ def test_a_cache_too_big_for_the_disk_is_refused_before_it_is_written(tmp_path, 
     assert read == [] and not (tmp_path / "cache.npy").exists()
 
 
+def test_two_readers_of_one_new_cache_file_build_it_once(tmp_path, monkeypatch):
+    import threading
+
+    from conftest import make_folder
+    from kseg.data import FolderSource
+    from kseg.data.batches import write_cache
+
+    source = FolderSource(make_folder(tmp_path / "d", n=4), "train", val_fraction=0)
+    read, real = [], source.load_numpy
+
+    def slow_read(i):
+        read.append(i)
+        time.sleep(0.05)
+        return real(i)
+
+    monkeypatch.setattr(source, "load_numpy", slow_read)
+    path = tmp_path / "cache.npy"
+    readers = [threading.Thread(target=write_cache, args=(path, source, (16, 16)))
+               for _ in range(2)]
+    for t in readers:
+        t.start()
+    for t in readers:
+        t.join()
+    assert sorted(read) == [0, 1, 2, 3] and path.is_file()  # the second waited, then read it
+    assert _hidden(tmp_path) == []
+
+
 HOLD = textwrap.dedent("""
     import sys, time
     from kseg.files import Lock
