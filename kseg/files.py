@@ -108,16 +108,25 @@ def _mb(n):
     return f"{n / 1e6:.1f} MB" if n >= 1e6 else f"{n / 1e3:.0f} KB"
 
 
+def _problem_code(exc):
+    """The errno of ``exc`` when it is a storage problem: an ``OSError`` with one of
+    ``STORAGE_PROBLEMS``, or a library's own error saying so (TensorFlow's file writer raises
+    ``ResourceExhaustedError: ...; No space left on device``)."""
+    code = getattr(exc, "errno", None)
+    if isinstance(exc, OSError) and code in STORAGE_PROBLEMS:
+        return code
+    text = str(exc)
+    return next((c for c in _SPACE + (errno.EROFS,) if os.strerror(c) in text), None)
+
+
 def storage_error(exc, path):
-    """A ``StorageError`` naming ``path`` for ``exc``, an ``OSError`` of the machine (no space,
-    quota, permission, read-only); None for any other exception."""
+    """A ``StorageError`` naming ``path`` for ``exc``, a failed write for a reason of the machine
+    (no space, quota, permission, read-only); None for any other exception."""
     if isinstance(exc, StorageError):
         return exc
-    code = getattr(exc, "errno", None)
-    if not isinstance(exc, OSError) or (code not in STORAGE_PROBLEMS
-                                        and "No space left" not in str(exc)):
+    code = _problem_code(exc)
+    if code is None:
         return None
-    code = code if code in STORAGE_PROBLEMS else errno.ENOSPC
     name = Path(str(getattr(exc, "filename", None) or path)).name  # a file inside a folder
     where = "" if name == Path(path).name or name.startswith(f".{Path(path).name}.") \
         else f" (writing {name})"
@@ -219,7 +228,8 @@ def atomic_file(path, check=None):
                                f"({problem}); nothing under that name was changed")
         os.replace(tmp, path)
         fsync_dir(path.parent)
-    except OSError as exc:
+    except Exception as exc:
+        tmp.unlink(missing_ok=True)  # first: the message says how much is free without it
         _raise_as_storage_error(exc, path)
         raise
     finally:
@@ -313,7 +323,8 @@ def atomic_folder(path, create=True):
                     fsync_file(os.path.join(root, name))
             fsync_dir(root)
         swap_folder(tmp, path)
-    except OSError as exc:
+    except Exception as exc:
+        _remove(tmp)  # first: the message says how much is free without it
         _raise_as_storage_error(exc, path)
         raise
     finally:

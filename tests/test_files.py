@@ -99,6 +99,24 @@ def test_a_full_disk_is_a_storage_error_naming_the_path(full_disk):
     assert target.read_bytes() == b"new"
 
 
+def test_an_export_folder_on_a_full_disk_is_a_storage_error_and_leaves_nothing(full_disk):
+    folder, fill, free = full_disk
+    out = folder / "exported"
+    with atomic_folder(out) as tmp:
+        (tmp / "model.tflite").write_bytes(b"old")
+    fill()
+    with pytest.raises(StorageError, match=f"cannot write {out}: no space left on the device"):
+        with atomic_folder(out) as tmp:
+            (tmp / "model.tflite").write_bytes(os.urandom(64 * 1024))
+    assert (out / "model.tflite").read_bytes() == b"old" and _hidden(folder) == []
+    # a library's own error that says so (TensorFlow's SavedModel writer) is one too
+    free()
+    with pytest.raises(StorageError, match=f"cannot write {out}: no space left on the device"):
+        with atomic_folder(out) as tmp:
+            raise RuntimeError(f"{tmp}/saved_model.pb.tmp1; No space left on device")
+    assert (out / "model.tflite").read_bytes() == b"old" and _hidden(folder) == []
+
+
 def test_a_model_saved_on_a_full_disk_keeps_the_last_good_checkpoint(full_disk):
     from kseg.train.rundir import RunDir, checkpoint_problem
 
