@@ -275,7 +275,8 @@ def predict(model, images, out, tta, native):
 @click.argument("run")
 @click.option("--tflite", is_flag=True, help="Also write TFLite file(s) (SavedModel always).")
 @click.option("--quantize", default="float32", show_default=True,
-              help="Comma-separated TFLite modes: float32, float16, dynamic, int8.")
+              help="Comma-separated TFLite modes: float32, float16, dynamic, int8, int8-npu "
+              "(full-integer for NPUs: uint8 in and out, no float operator).")
 @click.option("--representative", type=int, default=200, show_default=True,
               help="Training images that calibrate int8.")
 @click.option("--output", "output_kind", type=click.Choice(["scores", "labels"]), default="scores",
@@ -298,8 +299,16 @@ def predict(model, images, out, tta, native):
               help="Export at another output stride with the same weights (DeepLab).")
 @click.option("--no-rescue", is_flag=True, help="Fail an int8 file over the budget instead of "
               "keeping its most quantization-hurt layers in float.")
+@click.option("--output-resolution", type=click.Choice(["full", "model"]), default="full",
+              show_default=True, help="full: probabilities at the input size. model: at the "
+              "network's own stride (the client upsamples them, as MediaPipe does): skips the "
+              "costliest part of the graph.")
+@click.option("--npu", metavar="ACCELERATOR", help="Compile the int8-npu file with Arm's Vela for "
+              "this --accelerator-config (e.g. ethos-u65-256) and record its estimates; needs "
+              "pip install 'kseg[npu]'.")
 def export(run, tflite, quantize, representative, output_kind, kseg_runtime_only, model_name,
-           license_text, max_miou_drop, out, overwrite, verify_images, output_stride, no_rescue):
+           license_text, max_miou_drop, out, overwrite, verify_images, output_stride, no_rescue,
+           output_resolution, npu):
     """Export RUN's best model (SavedModel + TFLite), verified before it is kept."""
     from kseg.export import export_run
     from kseg.report.tables import format_export
@@ -310,7 +319,7 @@ def export(run, tflite, quantize, representative, output_kind, kseg_runtime_only
                       max_images=verify_images,
                       output_stride=int(output_stride) if output_stride else None,
                       rescue=not no_rescue, name=model_name, license=license_text,
-                      kseg_runtime_only=kseg_runtime_only)
+                      kseg_runtime_only=kseg_runtime_only, resolution=output_resolution, npu=npu)
     click.echo(format_export(meta, out))
 
 

@@ -2,11 +2,15 @@
 
 ``exported/NAME/`` holds ``model_<mode>.tflite`` files and ``metadata.json``. Every file takes one
 uint8 RGB tensor ``[1, H, W, 3]`` (0..255; grayscale data is fed as 3 equal channels) and returns
-per-pixel class scores ``[1, H, W, C]`` (float, or quantized with its scale and zero point) or class
-indices ``[1, H, W]``. metadata.json::
+per-pixel class scores ``[1, h, w, C]`` (float, or quantized with its scale and zero point) or class
+indices ``[1, H, W]``. Scores come at the input size, or at the network's own stride (output
+``"resolution": "model"``, ``h = ceil(H / stride)``; absent: the input size), where the client
+upsamples them bilinearly to the image and takes the argmax (``kseg.resize.mask_scores``).
+metadata.json (the output's resolution, height, width and stride only for "model")::
 
     {"format": 1, "classes": [names], "input": {"height": H, "width": W, "channels": 3,
-     "dtype": "uint8"}, "output": {"kind": "scores" | "labels"}, "ignore_index": 255,
+     "dtype": "uint8"}, "output": {"kind": "scores" | "labels", "resolution": "model",
+     "height": h, "width": w, "stride": s}, "ignore_index": 255,
      "model": {...build options...}, "kseg_version": "...", "metrics": {...measured at export...}}
 
 This module uses only the standard library.
@@ -22,6 +26,7 @@ FORMAT = 1
 METADATA = "metadata.json"
 EMBEDDED_LABELS = "labels.txt"  # zipped onto a .tflite with its standard TFLite metadata
 OUTPUT_KINDS = ("scores", "labels")
+OUTPUT_RESOLUTIONS = ("full", "model")
 
 
 class ContractError(KsegError, ValueError):
@@ -33,12 +38,19 @@ def tflite_name(mode):
 
 
 def make_metadata(classes, height, width, output_kind, ignore_index, model, kseg_version, metrics=None,
-                  embedded=None, gpu_delegate=None):
+                  embedded=None, gpu_delegate=None, output_size=None, stride=1, npu=None):
+    """metadata.json's dict. ``output_size``: (h, w) of the scores when smaller than the input
+    (an export at the network's own ``stride``); ``npu``: per file, what an NPU compiler made of
+    it (``kseg.export.npu``)."""
+    output = {"kind": output_kind}
+    if output_kind == "scores" and output_size and tuple(output_size) != (height, width):
+        output.update(resolution="model", height=int(output_size[0]), width=int(output_size[1]),
+                      stride=int(stride))
     meta = {
         "format": FORMAT,
         "classes": list(classes),
         "input": {"height": int(height), "width": int(width), "channels": 3, "dtype": "uint8"},
-        "output": {"kind": output_kind},
+        "output": output,
         "ignore_index": int(ignore_index),
         "model": model,
         "kseg_version": kseg_version,
@@ -48,6 +60,8 @@ def make_metadata(classes, height, width, output_kind, ignore_index, model, kseg
         meta["embedded"] = embedded
     if gpu_delegate is not None:  # per file: ops the LiteRT GPU delegate would not take
         meta["gpu_delegate"] = gpu_delegate
+    if npu:
+        meta["npu"] = npu
     validate_metadata(meta, "metadata")
     return meta
 
@@ -76,6 +90,15 @@ def validate_metadata(meta, where):
     kind = (meta.get("output") or {}).get("kind")
     if kind not in OUTPUT_KINDS:
         fail(f"output.kind must be one of {', '.join(OUTPUT_KINDS)}, got {kind!r}")
+    output = meta.get("output") or {}
+    if output.get("resolution", "full") not in OUTPUT_RESOLUTIONS:
+        fail(f"output.resolution must be one of {', '.join(OUTPUT_RESOLUTIONS)}, got "
+             f"{output.get('resolution')!r}")
+    for key in ("height", "width"):
+        if key in output and (not isinstance(output[key], int) or output[key] < 1
+                              or output[key] > inp[key]):
+            fail(f"output.{key} must be a positive integer up to input.{key}, got "
+                 f"{output[key]!r}")
     if not isinstance(meta.get("ignore_index"), int):
         fail("'ignore_index' must be an integer")
     return meta

@@ -4,7 +4,11 @@ Training, validation, export-time scoring, ``kseg predict``, ``kseg evaluate`` a
 runtime all call these two functions, so a model sees at deploy time exactly the pixels it was
 trained and scored on. Images: PIL bilinear, which filters with a kernel widened by the scale
 factor when shrinking (antialiased, like ``tf.image.resize(antialias=True)``). Labels: nearest
-neighbour (class indices must never be blended).
+neighbour (class indices must never be blended). Class scores at a model's own stride (an export
+with ``--output-resolution model``): bilinear, then the argmax, as MediaPipe Tasks'
+ImageSegmenter computes its category mask (``mask_scores``). ``bilinear_matrix`` writes the
+interpolation as a matrix; the models use it (half-pixel centres) where an NPU needs upsampling
+as a matrix product.
 
 Only numpy and Pillow: the TensorFlow-free runtime and the loader worker processes use it.
 """
@@ -40,3 +44,48 @@ def resize_labels(labels, size):
 def resize_pair(image, label, size):
     """An (image, label) example resized together to ``size`` = (height, width)."""
     return resize_image(image, size), resize_labels(label, size)
+
+
+def bilinear_matrix(out_size, in_size, align_corners=False):
+    """``[out_size, in_size]`` float32 weights of bilinear interpolation along one axis. Half-pixel
+    centres (default; TFLite's RESIZE_BILINEAR with ``half_pixel_centers``, OpenCV's
+    INTER_LINEAR, ``tf.image.resize``): output ``i`` samples input position
+    ``(i + 0.5) * in_size / out_size - 0.5``, clamped to the edges. ``align_corners``: position
+    ``i * (in_size - 1) / (out_size - 1)`` (the first and last samples of both coincide)."""
+    out_size, in_size = int(out_size), int(in_size)
+    i = np.arange(out_size, dtype=np.float64)
+    if align_corners:
+        src = i * ((in_size - 1) / (out_size - 1)) if out_size > 1 else np.zeros(out_size)
+    else:
+        src = (i + 0.5) * (in_size / out_size) - 0.5
+    src = np.clip(src, 0, in_size - 1)
+    lo = np.floor(src).astype(np.int64)
+    hi = np.minimum(lo + 1, in_size - 1)
+    frac = (src - lo).astype(np.float32)
+    m = np.zeros((out_size, in_size), np.float32)
+    rows = np.arange(out_size)
+    np.add.at(m, (rows, lo), 1 - frac)
+    np.add.at(m, (rows, hi), frac)
+    return m
+
+
+def resize_scores(scores, size, align_corners=False):
+    """Per-pixel class scores ``[h, w, C]`` (or ``[N, h, w, C]``) brought to ``size`` =
+    (height, width) by bilinear interpolation (``bilinear_matrix``); float32, or returned as is
+    when they already have that size."""
+    scores = np.asarray(scores)
+    h, w = int(size[0]), int(size[1])
+    if scores.shape[-3:-1] == (h, w):
+        return scores
+    rows = bilinear_matrix(h, scores.shape[-3], align_corners)
+    cols = bilinear_matrix(w, scores.shape[-2], align_corners)
+    x = np.einsum("hi,...iwc->...hwc", rows, scores.astype(np.float32, copy=False))
+    return np.einsum("wj,...hjc->...hwc", cols, x)
+
+
+def mask_scores(scores, size):
+    """The scores a category mask of ``size`` = (height, width) is the argmax of, from scores
+    smaller than the image (a file at the network's stride): bilinear with corners aligned, as
+    MediaPipe Tasks' ImageSegmenter computes its category mask (its confidence masks use
+    half-pixel centres, ``resize_scores``; the two differ by under half a model pixel)."""
+    return resize_scores(scores, size, align_corners=True)

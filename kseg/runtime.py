@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from kseg.contract import ContractError, check_embedded_labels, read_metadata
-from kseg.resize import resize_image, resize_labels
+from kseg.resize import mask_scores, resize_image, resize_labels
 from kseg.errors import ConfigError, InputError
 
 
@@ -77,9 +77,24 @@ class TFLiteModel:
             return (y.astype(np.float32) - zero) * scale
         return y.astype(np.float32)
 
-    def labels(self, image):
+    @property
+    def output_size(self):
+        """(height, width) of the file's output: the input size, or smaller for a file that ends
+        at the network's own stride."""
+        return self.output_shape[1], self.output_shape[2]
+
+    def labels(self, image, size=None):
+        """Label map ``[h, w]`` at ``size`` (default: the model's input size). Scores smaller
+        than that (a file at the network's stride) are upsampled bilinearly first and the argmax
+        taken there, as MediaPipe's ImageSegmenter computes its category mask
+        (``kseg.resize.mask_scores``)."""
         y = self(image)
-        return y if y.ndim == 2 else scores_to_labels(y)
+        if y.ndim == 2:
+            return y
+        size = tuple(size or (self.height, self.width))
+        if y.shape[:2] != size and self.output_size != (self.height, self.width):
+            y = mask_scores(y, size)
+        return scores_to_labels(y)
 
 
 def scores_to_labels(scores):
@@ -150,6 +165,11 @@ class Segmenter:
             )
         if kind == "labels" and len(out) != 3:
             raise ContractError(f"{path}: metadata says labels but the output shape is {list(out)}")
+        said = self.metadata["output"]
+        expected = (said.get("height", inp["height"]), said.get("width", inp["width"]))
+        if kind == "scores" and self.model.output_size != expected:
+            raise ContractError(
+                f"{path}: output is {out[1]}x{out[2]} but metadata says {expected[0]}x{expected[1]}")
 
     def _load(self, image):
         if isinstance(image, (str, Path)):
@@ -179,6 +199,9 @@ class Segmenter:
         """Label map ``[H, W]`` (int32) at the input image's original size."""
         im = self._load(image)
         resized = resize_image(np.asarray(im), (self.model.height, self.model.width))
+        if self.model.output_size != (self.model.height, self.model.width):
+            # scores at the network's stride: upsampled to the image itself, as MediaPipe does
+            return self.model.labels(resized, size=(im.height, im.width))
         labels = self.model.labels(resized)
         return resize_labels(labels, (im.height, im.width)).astype(np.int32)
 

@@ -81,6 +81,13 @@ def benchmark_folder(folder, runs=50, warmup=5, threads=(1, 2), keras=True, log=
         rows.append({"model": label, "threads": "all", "median_ms": median, "p90_ms": p90,
                      "size_bytes": None})
         log(f"{label}: median {median:.1f} ms")
+    for mode, record in (meta.get("npu") or {}).items():  # estimated at export, not timed
+        from kseg.export.npu import format_record
+
+        log(format_record(f"model_{mode}.tflite", record))
+        rows.append({"model": f"{record['compiled_file']} (Vela estimate, NPU only)",
+                     "threads": record["accelerator"], "median_ms": record["estimated_ms"],
+                     "p90_ms": None, "size_bytes": None, "npu": record})
     for path in sorted(folder.glob("model_*.tflite")):
         for n in threads:
             median, p90 = time_tflite(path, image, n, runs, warmup)
@@ -107,11 +114,27 @@ def format_rows(rows, folder, runs, command=None):
               "file median.", "",
               "| model | threads | median ms | p90 ms | size MB | speed vs Keras |",
               "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    npu = []
     for r in rows:
+        if r.get("npu"):
+            npu.append(r["npu"])
+            continue
         size = "-" if r["size_bytes"] is None else f"{r['size_bytes'] / 1e6:.2f}"
         speed = "-" if base is None or r["threads"] == "all" else f"{base / r['median_ms']:.2f}x"
         lines.append(f"| {r['model']} | {r['threads']} | {r['median_ms']:.1f} | {r['p90_ms']:.1f} | "
                      f"{size} | {speed} |")
+    if npu:
+        lines += ["", "NPU compilation at export (Vela's performance estimate of the NPU alone, "
+                  "not a measurement):", "",
+                  "| compiled file | accelerator | NPU / CPU ops | SRAM KiB | DRAM KiB | "
+                  "est. ms | est. inferences/s |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        for rec in npu:
+            lines.append(f"| {rec['compiled_file']} | {rec['accelerator']} | "
+                         f"{rec['npu_operators']} / {rec['cpu_operators']} | "
+                         f"{rec['sram_used_kib']:.0f} | {rec['dram_used_kib']:.0f} | "
+                         f"{rec['estimated_ms']:.2f} | "
+                         f"{rec['estimated_inferences_per_second']:.1f} |")
     return "\n".join(lines)
 
 

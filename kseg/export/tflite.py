@@ -7,7 +7,17 @@ Modes: ``float32``; ``float16`` (weights stored as float16); ``dynamic`` (int8 w
 activations); ``int8`` (full-integer post-training quantization, per-channel weights, calibrated on
 representative images; uint8 image input, integer graph to the last layer).
 
-Every ``scores`` file ends in float32 per-pixel class probabilities (``kseg.export.tflite_graph``:
+``int8-npu`` is the full-integer file for NPUs (Arm Ethos-U through Vela, NNAPI accelerators):
+uint8 image input taken through the input quantization (scale 1, zero point 0: raw pixels, the
+normalisation inside the integer graph), every resize as matrix products
+(``kseg.export.forms.for_npu``), an int8 softmax and uint8 probabilities out (scale 1/256): no
+float operator anywhere, and the same uint8-in, uint8-out file runs in MediaPipe and the Task
+Library.
+
+``resolution="model"`` ends a graph at the network's own stride (``kseg.export.forms``): the
+client upsamples the probabilities to the image (bilinear, then the argmax).
+
+Every other ``scores`` file ends in float32 per-pixel class probabilities (``kseg.export.tflite_graph``:
 a softmax, after a DEQUANTIZE in int8 files) and has a ``serving_default`` signature, so MediaPipe
 and the Task Library read it as it is; a binary sigmoid model gives two classes (1 - p, p).
 ``labels`` files (argmax in the graph, int32 ``[1, H, W]``) are for kseg's runtime only.
@@ -19,8 +29,9 @@ import tensorflow as tf
 from kseg.errors import ConfigError
 
 
-MODES = ("float32", "float16", "dynamic", "int8")
-QUANTIZED = ("dynamic", "int8")  # judged by mIoU drop; the float modes by argmax agreement
+MODES = ("float32", "float16", "dynamic", "int8", "int8-npu")
+QUANTIZED = ("dynamic", "int8", "int8-npu")  # judged by mIoU drop; float modes by agreement
+FULL_INTEGER = ("int8-npu",)  # integer input and output, no float operator
 OUTPUTS = ("scores", "labels")
 # ops allowed to run in float in an int8 graph: the conversions at its ends
 BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
@@ -28,11 +39,13 @@ BOUNDARY_OPS = ("QUANTIZE", "DEQUANTIZE")
 OUTPUT_OPS = ("SOFTMAX",)
 
 
-def _serving_fn(model, output):
+def _serving_fn(model, output, softmax=False):
     def scores(images):
         s = model(images, training=False)
         if s.shape[-1] == 1:  # binary sigmoid logit z: the softmax of (0, z) is (1 - p, p)
             s = tf.concat([tf.zeros_like(s), s], axis=-1)
+        if softmax:  # in the graph (quantized with it); other files get theirs after conversion
+            return {"probabilities": tf.nn.softmax(s, axis=-1)}
         return {"scores": s}
 
     def labels(images):
@@ -46,45 +59,86 @@ def _serving_fn(model, output):
     return tf.function(scores if output == "scores" else labels)
 
 
-def convert(model, height, width, mode="float32", representative=None, output="scores"):
-    """TFLite flatbuffer bytes of ``model`` at ``height`` x ``width`` in ``mode``; ``int8`` needs
-    ``representative``, an iterable of uint8 images ``[H, W, 3]`` (a few hundred from the training
-    set). ``output="labels"`` puts the argmax in the graph: the file returns int32 ``[1, H, W]``."""
+def convert(model, height, width, mode="float32", representative=None, output="scores",
+            resolution="full"):
+    """TFLite flatbuffer bytes of ``model`` at ``height`` x ``width`` in ``mode``; ``int8`` and
+    ``int8-npu`` need ``representative``, an iterable of uint8 images ``[H, W, 3]`` (a few
+    hundred from the training set). ``output="labels"`` puts the argmax in the graph: the file
+    returns int32 ``[1, H, W]``. ``resolution="model"``: scores at the network's own stride."""
     from kseg.quiet import quiet_stderr
 
-    converter = make_converter(model, height, width, mode, representative, output)
+    converter = make_converter(model, height, width, mode, representative, output, resolution)
     with quiet_stderr():  # the converter's MLIR passes log warnings from C++
         data = converter.convert()
-    return finish(data, output)
+    return finish(data, output, mode)
 
 
-def finish(data, output="scores"):
+def finish(data, output="scores", mode="float32"):
     """Converter output -> the file kseg writes: a ``scores`` graph ends in probabilities and gets
-    its signature (``kseg.export.tflite_graph``); a ``labels`` graph is left as converted."""
-    from kseg.export.tflite_graph import append_probabilities
+    its signature (``kseg.export.tflite_graph``); a full-integer file has its softmax already and
+    gets the signature only; a ``labels`` graph is left as converted."""
+    from kseg.export.tflite_graph import append_probabilities, name_io
 
-    return append_probabilities(data) if output == "scores" else data
+    if output != "scores":
+        return data
+    if mode in FULL_INTEGER:
+        return name_io(data)
+    return append_probabilities(data)
 
 
-def calibration(images):
-    """A representative-dataset generator over uint8 images ``[H, W, 3]``."""
+def calibration(images, dtype=np.uint8):
+    """A representative-dataset generator over uint8 images ``[H, W, 3]``, fed as ``dtype``."""
     images = list(images)
     if not images:
         raise ConfigError("int8 quantization needs at least one representative image")
 
     def gen():
         for image in images:
-            yield [np.asarray(image, np.uint8)[None]]  # a list: calibrates by input index
+            yield [np.asarray(image, np.uint8).astype(dtype)[None]]  # a list: by input index
 
     return gen
 
 
-def make_converter(model, height, width, mode="float32", representative=None, output="scores"):
+def _full_range(images):
+    """``images`` with one pixel of the first set to 0 and one to 255 in every channel, so that a
+    float input calibrates to exactly 0..255: its uint8 quantization (scale 1, zero point 0) then
+    takes raw pixels."""
+    images = [np.asarray(im, np.uint8) for im in images]
+    if images:
+        first = images[0].copy()
+        first[0, 0], first[0, -1] = 0, 255
+        images[0] = first
+    return images
+
+
+def export_form(model, mode="float32", resolution="full"):
+    """The Keras model a file of ``mode`` at ``resolution`` is converted from
+    (``kseg.export.forms``)."""
+    from kseg.export import forms
+
+    if resolution not in forms.RESOLUTIONS:
+        raise ConfigError(f"output resolution must be one of {', '.join(forms.RESOLUTIONS)}, "
+                          f"got {resolution!r}")
+    if mode in FULL_INTEGER:
+        model = forms.for_npu(model)
+    if resolution == "model":
+        model, _ = forms.at_model_resolution(model)
+    return model
+
+
+def make_converter(model, height, width, mode="float32", representative=None, output="scores",
+                   resolution="full"):
     """The configured ``tf.lite.TFLiteConverter`` behind ``convert``."""
     if mode not in MODES:
         raise ConfigError(f"unknown TFLite mode {mode!r}; available: {', '.join(MODES)}")
-    spec = tf.TensorSpec([1, int(height), int(width), 3], tf.uint8, name="images")
-    fn = _serving_fn(model, output).get_concrete_function(spec)
+    npu = mode in FULL_INTEGER
+    if npu and output != "scores":
+        raise ConfigError(f"{mode} files return probabilities (NPU compilers do not map "
+                          "ARG_MAX reliably); use --output scores")
+    form = export_form(model, mode, resolution)
+    spec = tf.TensorSpec([1, int(height), int(width), 3], tf.float32 if npu else tf.uint8,
+                         name="images")
+    fn = _serving_fn(form, output, softmax=npu).get_concrete_function(spec)
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fn])
     if mode == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -101,6 +155,14 @@ def make_converter(model, height, width, mode="float32", representative=None, ou
         converter.inference_input_type = tf.uint8
         if output == "scores":
             converter.inference_output_type = tf.int8
+    elif npu:
+        if representative is None:
+            raise ConfigError(f"{mode} quantization needs representative images")
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = calibration(_full_range(representative), np.float32)
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
     return converter
 
 
@@ -134,3 +196,10 @@ def float_ops(path):
         if any(t.startswith("float") for t in ins + outs):
             out.append(name)
     return out
+
+
+def float_operators(path):
+    """Every op of a .tflite file that reads or writes a float tensor (a full-integer file has
+    none)."""
+    return [name for name, ins, outs, _, _ in op_report(path)
+            if any(t.startswith("float") for t in ins + outs)]

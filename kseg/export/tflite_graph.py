@@ -115,6 +115,23 @@ def append_probabilities(data):
     return write_model(model)
 
 
+def name_io(data):
+    """.tflite bytes whose single input and output are named ``image`` and ``probabilities``, with
+    a ``serving_default`` signature: for a graph that ends in probabilities already (a
+    full-integer file's int8 softmax, quantized to uint8)."""
+    model = read_model(data)
+    if len(model.subgraphs) != 1:
+        raise ValueError(f"expected one subgraph, found {len(model.subgraphs)}")
+    graph = model.subgraphs[0]
+    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
+        raise ValueError("expected one input and one output tensor")
+    inp, out = int(graph.inputs[0]), int(graph.outputs[0])
+    graph.tensors[inp].name = INPUT_NAME.encode()
+    graph.tensors[out].name = OUTPUT_NAME.encode()
+    _set_signature(model, inp, out)
+    return write_model(model)
+
+
 def _set_signature(model, input_index, output_index):
     s = _schema()
 

@@ -135,8 +135,12 @@ def segmenter_options(activation=_ACTIVATION_NONE):
     return w.finish(root, b"V001")
 
 
-def model_metadata(*, name, description, version, author, license, classes, height, width):
-    """The ``ModelMetadata`` flatbuffer (identifier ``M001``) of a kseg segmentation model."""
+def model_metadata(*, name, description, version, author, license, classes, height, width,
+                   output_size=None):
+    """The ``ModelMetadata`` flatbuffer (identifier ``M001``) of a kseg segmentation model;
+    ``output_size`` (h, w): scores smaller than the input (a file at the network's stride)."""
+    out_h, out_w = output_size or (height, width)
+    smaller = (out_h, out_w) != (height, width)
     w = _Writer()
 
     def associated_file(file_name, file_description, file_type):
@@ -173,9 +177,11 @@ def model_metadata(*, name, description, version, author, license, classes, heig
     output_md = w.table(
         "TensorMetadata",
         name=w.string("probabilities"),
-        description=w.string(f"Per-pixel class probabilities [1, {height}, {width}, "
+        description=w.string(f"Per-pixel class probabilities [1, {out_h}, {out_w}, "
                              f"{len(classes)}] (softmax over the classes); the category mask is "
-                             "their argmax."),
+                             "their argmax."
+                             + (" Smaller than the input: upsample them bilinearly to the "
+                                "image, then take the argmax." if smaller else "")),
         content=image_content(_GRAYSCALE, dims=(1, 2)),
         stats=w.table("Stats", max=w.floats([1.0]), min=w.floats([0.0])),
         associated_files=w.offsets([labels]))
@@ -219,7 +225,7 @@ def embed(data, *, classes, name, description, version, author="kseg", license="
         raise ConfigError(f"output shape {out_shape} does not hold scores for {len(classes)} classes")
     meta = model_metadata(name=name, description=description, version=version, author=author,
                           license=license, classes=list(classes), height=in_shape[1],
-                          width=in_shape[2])
+                          width=in_shape[2], output_size=(out_shape[1], out_shape[2]))
     from ai_edge_litert import schema_py_generated as s
     import numpy as np
 

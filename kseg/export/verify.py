@@ -1,4 +1,8 @@
-"""Verification of exported files against the Keras model, streamed over validation images."""
+"""Verification of exported files against the Keras model, streamed over validation images.
+
+Every file is scored as a client shows it: a file that ends at the network's own stride has its
+scores upsampled bilinearly to the image before the argmax (``kseg.runtime.TFLiteModel.labels``),
+against the Keras model at full resolution."""
 
 import numpy as np
 
@@ -21,7 +25,9 @@ def verify(model, files, dataset, num_classes, ignore_index):
         pixels += ref.size
         count += len(images)
         for mode, runner in runners.items():
-            pred = np.stack([runner.labels(im) for im in images])
+            # a file at the network's stride: its scores upsampled (bilinear) to the labels, then
+            # the argmax, as a client shows them
+            pred = np.stack([runner.labels(im, size=ref.shape[1:3]) for im in images])
             cms[mode] += kmetrics.confusion_matrix(labels, pred, num_classes, ignore_index)
             agree[mode] += int(np.sum(pred == ref))
     out = {}

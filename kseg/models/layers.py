@@ -166,18 +166,36 @@ def _resize_traced(x, size):
     return tf.image.resize(x, size, method="bilinear")
 
 
+def _bilinear_matmul(x, h, w):
+    """``x`` resized bilinearly (half-pixel centres) to ``h`` x ``w`` as two matrix products over
+    the spatial axes: the same values as ``ops.image.resize``, but it converts to TFLite as
+    FULLY_CONNECTED (with RESHAPE and TRANSPOSE), which NPU compilers map at any scale, where
+    they take RESIZE_BILINEAR only at a few scales. Static sizes only."""
+    from kseg.resize import bilinear_matrix
+
+    rows = ops.convert_to_tensor(bilinear_matrix(h, x.shape[1]), dtype=x.dtype)
+    cols = ops.convert_to_tensor(bilinear_matrix(w, x.shape[2]), dtype=x.dtype)
+    x = ops.einsum("hi,biwc->bhwc", rows, x)
+    return ops.einsum("wj,bhjc->bhwc", cols, x)
+
+
 @keras.saving.register_keras_serializable(package="kseg")
 class BilinearUpsample(keras.layers.Layer):
     """Bilinear upsampling by an integer ``factor`` (half-pixel centres, as TFLite's
-    RESIZE_BILINEAR). Unlike ``UpSampling2D`` it also runs in graphs traced with unknown sizes."""
+    RESIZE_BILINEAR). Unlike ``UpSampling2D`` it also runs in graphs traced with unknown sizes.
+    ``matmul=True`` computes the same values as matrix products (``_bilinear_matmul``: the form
+    an NPU compiler maps; static sizes only)."""
 
-    def __init__(self, factor, **kwargs):
+    def __init__(self, factor, matmul=False, **kwargs):
         super().__init__(**kwargs)
         self.factor = int(factor)
+        self.matmul = bool(matmul)
 
     def call(self, x):
         h, w = x.shape[1], x.shape[2]
         if h is not None and w is not None:
+            if self.matmul:
+                return _bilinear_matmul(x, h * self.factor, w * self.factor)
             return ops.image.resize(x, (h * self.factor, w * self.factor), interpolation="bilinear")
         shape = ops.shape(x)
         return _resize_traced(x, (shape[1] * self.factor, shape[2] * self.factor))
@@ -189,7 +207,7 @@ class BilinearUpsample(keras.layers.Layer):
         return (input_shape[0], up(input_shape[1]), up(input_shape[2]), input_shape[3])
 
     def get_config(self):
-        return {**super().get_config(), "factor": self.factor}
+        return {**super().get_config(), "factor": self.factor, "matmul": self.matmul}
 
 
 def _adaptive_pool_matrix(size, bins, dtype):
@@ -251,12 +269,19 @@ class AdaptiveAveragePool(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="kseg")
 class ResizeToReference(keras.layers.Layer):
     """Bilinear resize of ``inputs[0]`` to the height and width of ``inputs[1]`` (half-pixel
-    centres, as TFLite's RESIZE_BILINEAR); unknown sizes are read at run time."""
+    centres, as TFLite's RESIZE_BILINEAR); unknown sizes are read at run time. ``matmul=True``:
+    the same values as matrix products (the form an NPU compiler maps; static sizes only)."""
+
+    def __init__(self, matmul=False, **kwargs):
+        super().__init__(**kwargs)
+        self.matmul = bool(matmul)
 
     def call(self, inputs):
         x, ref = inputs
         h, w = ref.shape[1], ref.shape[2]
         if h is not None and w is not None:
+            if self.matmul and x.shape[1] is not None and x.shape[2] is not None:
+                return _bilinear_matmul(x, h, w)
             return ops.image.resize(x, (h, w), interpolation="bilinear")
         shape = ops.shape(ref)
         return _resize_traced(x, (shape[1], shape[2]))
@@ -264,3 +289,6 @@ class ResizeToReference(keras.layers.Layer):
     def compute_output_shape(self, input_shapes):
         x, ref = input_shapes
         return (x[0], ref[1], ref[2], x[3])
+
+    def get_config(self):
+        return {**super().get_config(), "matmul": self.matmul}

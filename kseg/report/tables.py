@@ -29,6 +29,15 @@ def format_export(meta, out):
             layers = value["float_layers"]
             shown = ", ".join(layers[:6]) + (f", ... ({len(layers)} in all)" if len(layers) > 6 else "")
             lines.append(f"  rescued: {len(layers)} layer(s) kept in float: {shown}")
+    output = meta["output"]
+    if output.get("resolution") == "model":
+        lines.append(f"outputs at {output['height']}x{output['width']} (stride {output['stride']}); "
+                     "scored as a client shows them (scores upsampled bilinearly, then argmax)")
+    if meta.get("npu"):
+        from kseg.export.npu import format_record
+
+        for mode, record in meta["npu"].items():
+            lines.append(format_record(f"model_{mode}.tflite", record))
     return "\n".join(lines)
 
 

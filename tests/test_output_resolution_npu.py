@@ -1,0 +1,190 @@
+"""Files that end at the network's own stride (``--output-resolution model``) and full-integer
+files for NPUs (``int8-npu``, compiled with Arm's Vela by ``--npu``): the clients show the same
+mask as kseg.runtime, and every model family maps whole onto an Ethos-U."""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kseg.cli import main
+from kseg.contract import read_metadata
+from kseg.export import forms, tflite
+from kseg.runtime import Segmenter, TFLiteModel
+
+from conftest import SHAPES_EXPORT_SIZE as SIZE
+from test_mobile_clients import _images, _mediapipe_segment, _task_library_python
+
+ACCELERATOR = "ethos-u65-256"
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def _vela():
+    pytest.importorskip("ethosu.vela", reason="Arm Vela not installed (pip install 'kseg[npu]')")
+
+
+@pytest.fixture(scope="module")
+def fastscnn_run(shapes_export, tmp_path_factory):
+    """The shapes run behind ``shapes_export`` (its data, classes, training record) with a small
+    Fast-SCNN in place of its U-Net: random weights, enough to compare clients and graphs."""
+    from kseg.models import build
+
+    run = tmp_path_factory.mktemp("fastscnn") / "run"
+    shutil.copytree(shapes_export.parent / "run", run,
+                    ignore=shutil.ignore_patterns("checkpoints", "last.keras", "*.html"))
+    config = json.loads((run / "config.json").read_text())
+    config.update(model="fastscnn", model_options={"width": 0.25})
+    (run / "config.json").write_text(json.dumps(config, indent=2))
+    model = build("fastscnn", num_classes=len(config["classes"]), input_shape=(SIZE, SIZE, 3),
+                  width=0.25)
+    model.save(run / "best.keras")
+    return run
+
+
+@pytest.fixture(scope="module")
+def low_res_export(fastscnn_run, tmp_path_factory):
+    _vela()
+    out = tmp_path_factory.mktemp("low-res") / "fast"
+    r = invoke("export", fastscnn_run, "--tflite", "--quantize", "float32,int8-npu",
+               "--output-resolution", "model", "--npu", ACCELERATOR, "--representative", 8,
+               "--max-miou-drop", 100, "--verify-images", 8, "--out", out)
+    assert r.exit_code == 0, r.output
+    assert f"on {ACCELERATOR}" in r.output and "0 CPU operators" in r.output
+    return out
+
+
+def test_a_low_resolution_export_says_its_output_size_and_is_full_integer(low_res_export):
+    meta = read_metadata(low_res_export)
+    side = -(-SIZE // 8)  # ceil(48 / 8): the scores that cover the image
+    assert meta["output"] == {"kind": "scores", "resolution": "model", "height": side,
+                              "width": side, "stride": 8}
+    classes = meta["classes"]
+    for mode in ("float32", "int8-npu"):
+        model = TFLiteModel(low_res_export / f"model_{mode}.tflite")
+        assert model.output_shape == (1, side, side, len(classes))
+        assert model.interpreter.get_signature_list() == {
+            "serving_default": {"inputs": ["image"], "outputs": ["probabilities"]}}
+        assert meta["metrics"][mode]["miou"] >= 0  # scored on val like every file
+    npu_file = low_res_export / "model_int8-npu.tflite"
+    model = TFLiteModel(npu_file)
+    assert model.input["dtype"] == np.uint8 and model.output["dtype"] == np.uint8
+    assert model.input["quantization"] == (1.0, 0)  # raw pixels: normalisation is in the graph
+    assert tflite.float_operators(npu_file) == []
+    record = meta["npu"]["int8-npu"]
+    assert record["accelerator"] == ACCELERATOR and record["cpu_operators"] == 0
+    assert record["npu_operators"] > 0 and record["estimated_inferences_per_second"] > 0
+    assert (low_res_export / record["compiled_file"]).is_file()
+    assert set(meta["gpu_delegate"]) == {"float32", "int8-npu"}
+
+
+def test_mediapipe_shows_what_kseg_runtime_shows_for_low_resolution_files(low_res_export):
+    images = _images()
+    for mode in ("float32", "int8-npu"):
+        path = low_res_export / f"model_{mode}.tflite"
+        labels, masks, _ = _mediapipe_segment(path, images)
+        assert labels == read_metadata(low_res_export)["classes"]
+        seg = Segmenter(path)
+        ours = np.stack([seg.segment(im) for im in images])
+        assert ours.shape == (len(images), SIZE, SIZE)  # upsampled to the image, not 6x6
+        assert np.mean(np.stack(masks) == ours) >= 0.995, mode
+
+
+def test_the_task_library_returns_the_model_size_mask(low_res_export, tmp_path):
+    python = _task_library_python()
+    images = np.stack(_images())
+    np.save(tmp_path / "images.npy", images)
+    script = """
+import json, sys
+import numpy as np
+from tflite_support.task import core, processor, vision
+options = vision.ImageSegmenterOptions(base_options=core.BaseOptions(file_name=sys.argv[1]),
+    segmentation_options=processor.SegmentationOptions(
+        output_type=processor.OutputType.CATEGORY_MASK))
+segmenter = vision.ImageSegmenter.create_from_options(options)
+out = []
+for image in np.load(sys.argv[2]):
+    out.append(np.asarray(segmenter.segment(
+        vision.TensorImage.create_from_array(image)).segmentations[0].category_mask).tolist())
+print(json.dumps(out))
+"""
+    meta = read_metadata(low_res_export)
+    side = meta["output"]["height"]
+    for mode in ("float32", "int8-npu"):
+        path = low_res_export / f"model_{mode}.tflite"
+        proc = subprocess.run([python, "-c", script, str(path), str(tmp_path / "images.npy")],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        theirs = np.asarray(json.loads(proc.stdout.strip().splitlines()[-1]))
+        assert theirs.size == len(images) * side * side  # the caller rescales it
+        model = TFLiteModel(path)
+        ours = np.stack([np.argmax(model(im), axis=-1) for im in images])
+        assert np.mean(theirs.reshape(ours.shape) == ours) >= 0.99
+
+
+@pytest.mark.parametrize("name, options", [
+    ("fastscnn", {"width": 0.25}),
+    ("deeplabv3plus", {"backbone": "mobilenetv2", "width": 0.35, "aspp_channels": 16,
+                       "low_level_channels": 8, "decoder_channels": 16}),
+    ("unet", {"depth": 3, "base_filters": 4}),
+])
+def test_every_family_exports_full_integer_and_maps_whole_on_the_npu(name, options, tmp_path):
+    _vela()
+    from kseg import models
+    from kseg.export import npu
+
+    size = 64
+    model = models.build(name, num_classes=3, input_shape=(size, size, 3), **options)
+    rng = np.random.default_rng(0)
+    calib = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(4)]
+    path = tmp_path / "model_int8-npu.tflite"
+    path.write_bytes(tflite.convert(model, size, size, "int8-npu", representative=calib,
+                                    resolution="model"))
+    assert tflite.float_operators(path) == []
+    record = npu.compile_file(path, ACCELERATOR)
+    assert record["cpu_operators"] == 0, record["cpu_operator_list"]
+    # the file computes what the Keras model does (random weights: compare scores, not argmax)
+    runtime = TFLiteModel(path)
+    probs = runtime(calib[1])
+    low, _ = forms.at_model_resolution(model)
+    ref = np.asarray(low(calib[1][None].astype(np.uint8), training=False))[0]
+    ref = np.exp(ref - ref.max(-1, keepdims=True))
+    ref /= ref.sum(-1, keepdims=True)
+    assert np.mean(np.abs(probs - ref)) < 0.1
+
+
+def test_npu_refuses_without_vela_and_says_what_to_install(fastscnn_run, tmp_path, monkeypatch):
+    from kseg.export import npu
+
+    monkeypatch.setattr(npu, "vela_available", lambda: False)
+    r = CliRunner().invoke(main, ["export", str(fastscnn_run), "--tflite", "--quantize",
+                                  "int8-npu", "--npu", ACCELERATOR, "--out", str(tmp_path / "x")])
+    assert r.exit_code != 0
+    assert "pip install 'kseg[npu]'" in r.output and not (tmp_path / "x").exists()
+    r = CliRunner().invoke(main, ["export", str(fastscnn_run), "--tflite", "--quantize", "int8",
+                                  "--npu", ACCELERATOR, "--out", str(tmp_path / "x")])
+    assert r.exit_code != 0 and "add int8-npu to --quantize" in r.output
+
+
+def test_matmul_resizes_equal_bilinear_resizes_and_the_runtime_upsampling():
+    from kseg.models.layers import BilinearUpsample, ResizeToReference
+    from kseg.resize import resize_scores
+
+    x = np.random.default_rng(0).normal(size=(1, 3, 5, 4)).astype(np.float32)
+    ref = np.zeros((1, 12, 15, 1), np.float32)
+    for layer, args in ((BilinearUpsample, (4,)), (ResizeToReference, ())):
+        plain = layer(*args)
+        matmul = layer.from_config({**plain.get_config(), "matmul": True})
+        inputs = x if layer is BilinearUpsample else [x, ref]
+        a, b = np.asarray(plain(inputs)), np.asarray(matmul(inputs))
+        np.testing.assert_allclose(a, b, atol=1e-5)
+        if layer is BilinearUpsample:  # kseg.runtime upsamples scores the same way
+            np.testing.assert_allclose(resize_scores(x[0], (12, 20)), a[0], atol=1e-5)
+    # configs saved before the option (every existing checkpoint) load with the old behaviour
+    assert BilinearUpsample.from_config({"factor": 2}).matmul is False
+    assert ResizeToReference.from_config({}).matmul is False
