@@ -90,3 +90,16 @@ def test_a_damaged_best_model_is_named_and_written_again_by_the_next_epoch(tmp_p
     commit.on_epoch_begin(1)
     commit.on_epoch_end(1, {"loss": 1.0, "val_miou": 0.4})
     assert rundir.checkpoint_problem(run.path / "best.keras") is None
+
+
+def test_temporaries_of_killed_writes_are_removed_when_the_run_is_taken_up_again(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.prepare({"model": "unet"})
+    left = [run.path / ".tmp-best.keras", run.path / ".state.json.tmp",  # kseg before kseg.files
+            run.path / "checkpoints" / ".epoch-3.keras.4194305-0.partial.keras",
+            run.path / f".best.keras.{os.getpid()}-9.partial.keras"]  # even if the pid is reused
+    for path in left:
+        path.write_bytes(b"x" * 1000)
+    (run.path / ".keep").write_text("not kseg's")
+    run.prepare({"model": "unet"})
+    assert not any(path.exists() for path in left) and (run.path / ".keep").exists()

@@ -153,8 +153,20 @@ class RunDir:
             )
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / CHECKPOINTS).mkdir(exist_ok=True)
+        self._remove_leftovers()
         write_json_atomic(self.path / CONFIG, config)
         return self.state()
+
+    def _remove_leftovers(self):
+        """Temporaries of killed writes (kseg.files' ``.NAME.<pid>-<n>.partial``, and those of
+        kseg before it: ``.tmp-NAME``, ``.NAME.tmp``). Called by the training call that holds the
+        run's lock, so no other process is writing them."""
+        for folder in (self.path, self.path / CHECKPOINTS):
+            for entry in folder.iterdir():
+                name = entry.name
+                if entry.is_file() and name.startswith(".") and (
+                        ".partial" in name or name.startswith(".tmp-") or name.endswith(".tmp")):
+                    entry.unlink(missing_ok=True)
 
     def save_best(self, model):
         self._save_model(model, self.path / BEST)
