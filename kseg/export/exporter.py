@@ -13,6 +13,7 @@ from pathlib import Path
 from kseg import __version__
 from kseg.contract import METADATA, make_metadata, tflite_name
 from kseg.data.pipeline import evaluation_dataset
+from kseg.errors import KsegError
 from kseg.export import gpu_delegate, savedmodel, tflite, tflite_metadata
 from kseg.export import npu as npu_compiler
 from kseg.export.verify import verify
@@ -26,7 +27,7 @@ MIN_AGREEMENT = 0.995
 MAX_MIOU_DROP = 1.0  # mIoU points a quantized file may lose against the Keras model
 
 
-class ExportError(RuntimeError):
+class ExportError(KsegError, RuntimeError):
     """An export that failed verification or could not be written."""
 
 

@@ -32,20 +32,19 @@ def write_report(run_path, samples=4, batch_size=8, log=print):
     """Evaluate the run's best checkpoint on its validation data and write ``report.html``."""
     from kseg.report import figures
     from kseg.data.pipeline import evaluation_dataset
-    from kseg.inference import ModelRef, evaluate, format_scores
-    from kseg.runtime import scores_to_labels
+    from kseg.inference import evaluate, format_scores, load
     from kseg.train.rundir import RunDir
 
     run = RunDir(run_path)
     entries = run.metrics()
-    ref = ModelRef(run.path)
+    ref = load(run.path)
     val = ref.config.open_source("val")
     result = evaluate(ref, val, batch_size=batch_size)
     size = ref.input_size or ref.config.image_size
     n = len(ref.classes)
     overlays = []
     for images, labels in evaluation_dataset(val, size, batch_size).take(1):
-        pred = scores_to_labels(ref.model.predict_on_batch(images))
+        pred = ref.predict_labels(np.asarray(images))
         for i in range(min(samples, len(images))):
             overlays.append(figures.triptych(np.asarray(images[i]), np.asarray(labels[i]), pred[i], n,
                                            val.ignore_index))
@@ -67,7 +66,7 @@ def write_report(run_path, samples=4, batch_size=8, log=print):
 img{{max-width:100%}} table{{border-collapse:collapse}} td,th{{border:1px solid #ccc;padding:2px 8px;
 text-align:right}} pre{{background:#f5f5f5;padding:8px;overflow-x:auto}}</style></head><body>
 <h1>Run {html.escape(str(run.path))}</h1>
-<p>{state['epoch']} epochs finished; best val mIoU {result['miou']:.4f} ({html.escape(str(ref.model_path.name))}),
+<p>{state['epoch']} epochs finished; best val mIoU {result['miou']:.4f} ({html.escape(Path(ref.name).name)}),
 pixel accuracy {result['pixel_accuracy']:.4f}, on {result['images']} images of {html.escape(result['data'])}.</p>
 <h2>Curves</h2>{tags['curves']}
 <h2>Per-class IoU (best checkpoint)</h2>{tags['iou']}

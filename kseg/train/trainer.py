@@ -18,6 +18,7 @@ import keras
 from kseg import __version__, losses, metrics, models
 from kseg.data import DatasetError
 from kseg.data.balance import class_weights
+from kseg.errors import ConfigError
 from kseg.train.callbacks import (AveragedWeights, CommitEpoch, EarlyStopOnMiou, OverlaySamples,
                                   StopOnNonFinite, epochs_since_best)
 from kseg.train.config import TrainConfig
@@ -52,14 +53,14 @@ def resolve_class_weights(config, report):
         return None
     if isinstance(cw, list):
         if len(cw) != len(report.classes):
-            raise ValueError(f"{len(cw)} class weights given for {len(report.classes)} classes")
+            raise ConfigError(f"{len(cw)} class weights given for {len(report.classes)} classes")
         return cw
     return class_weights(report, cw)
 
 
 def build_model(config, num_classes):
     if config.sigmoid and num_classes != 2:
-        raise ValueError(f"--sigmoid is for binary tasks (2 classes); the data has {num_classes}")
+        raise ConfigError(f"--sigmoid is for binary tasks (2 classes); the data has {num_classes}")
     # trained on crops, validated on whole images: a model of any input size
     input_shape = (None, None, 3) if config.crop else (*config.image_size, 3)
     return models.build(
@@ -77,9 +78,9 @@ def init_model_path(source):
         try:
             return RunDir(path).best_model_path()
         except FileNotFoundError as exc:
-            raise ValueError(f"--init-from: {exc}") from None
+            raise ConfigError(f"--init-from: {exc}") from None
     if not path.is_file():
-        raise ValueError(f"--init-from {source}: no such run folder or .keras file")
+        raise ConfigError(f"--init-from {source}: no such run folder or .keras file")
     return path
 
 
@@ -90,7 +91,7 @@ def init_weights(model, source):
     try:
         donor = models.load_model(path, compile=False)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"{source}: cannot load a model to start from ({exc})") from None
+        raise ConfigError(f"{source}: cannot load a model to start from ({exc})") from None
     donors = {layer.name: layer for layer in donor.layers}
     copied, skipped = 0, []
     for layer in model.layers:
@@ -103,7 +104,7 @@ def init_weights(model, source):
         layer.set_weights(other.get_weights())
         copied += 1
     if not copied:
-        raise ValueError(f"{source}: no layer of it matches this model by name and shape")
+        raise ConfigError(f"{source}: no layer of it matches this model by name and shape")
     return (f"weights from {path}: {copied} layers copied"
             + (f", {len(skipped)} kept fresh ({', '.join(skipped[:5])}"
                f"{', ...' if len(skipped) > 5 else ''})" if skipped else ""))
@@ -175,19 +176,19 @@ def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print, re
     call after that many more epochs (the schedule still spans ``config.epochs``; the same call
     without it resumes)."""
     if stop_after is not None and int(stop_after) < 1:
-        raise ValueError(f"stop_after must be at least 1 epoch, got {stop_after}")
+        raise ConfigError(f"stop_after must be at least 1 epoch, got {stop_after}")
     if keras.backend.backend() == "tensorflow":
         strategy = make_strategy(config.strategy)  # before any other TensorFlow op
     elif config.strategy in ("auto", "default"):
         strategy = None  # JAX: one device here
     else:
-        raise ValueError(f"--strategy {config.strategy} is a TensorFlow strategy; the "
+        raise ConfigError(f"--strategy {config.strategy} is a TensorFlow strategy; the "
                          f"{keras.backend.backend()} backend trains on one device")
     policy = precision_policy(config)
     keras.mixed_precision.set_global_policy(policy)
     try:
         if config.time_budget and strategy is not None and is_multiworker(strategy):
-            raise ValueError("--time-budget fits the epoch count on one machine's clock; with "
+            raise ConfigError("--time-budget fits the epoch count on one machine's clock; with "
                              "several workers give --epochs instead")
         with _sigterm_as_interrupt(), RunDir(out).lock() if is_chief() else contextlib.nullcontext():
             if config.time_budget:
