@@ -27,6 +27,8 @@ setup(
     package_data={"kseg.demo": ["static/*"]},
     python_requires=">=3.10",
     install_requires=_requirements("requirements.txt"),
-    extras_require={"test": _requirements("requirements-test.txt")},
+    extras_require={"test": _requirements("requirements-test.txt"),
+                    # kseg export --npu: Arm's Vela compiler for Ethos-U NPUs
+                    "npu": ["ethos-u-vela>=5.2,<6"]},
     entry_points={"console_scripts": ["kseg=kseg.cli:main"]},
 )

@@ -46,9 +46,9 @@ def resize_pair(image, label, size):
     return resize_image(image, size), resize_labels(label, size)
 
 
-def bilinear_matrix(out_size, in_size, align_corners=False):
-    """``[out_size, in_size]`` float32 weights of bilinear interpolation along one axis. Half-pixel
-    centres (default; TFLite's RESIZE_BILINEAR with ``half_pixel_centers``, OpenCV's
+def _sample_points(out_size, in_size, align_corners=False):
+    """(lower index, upper index, weight of the upper) of each output position along one axis.
+    Half-pixel centres (default; TFLite's RESIZE_BILINEAR with ``half_pixel_centers``, OpenCV's
     INTER_LINEAR, ``tf.image.resize``): output ``i`` samples input position
     ``(i + 0.5) * in_size / out_size - 0.5``, clamped to the edges. ``align_corners``: position
     ``i * (in_size - 1) / (out_size - 1)`` (the first and last samples of both coincide)."""
@@ -60,10 +60,15 @@ def bilinear_matrix(out_size, in_size, align_corners=False):
         src = (i + 0.5) * (in_size / out_size) - 0.5
     src = np.clip(src, 0, in_size - 1)
     lo = np.floor(src).astype(np.int64)
-    hi = np.minimum(lo + 1, in_size - 1)
-    frac = (src - lo).astype(np.float32)
-    m = np.zeros((out_size, in_size), np.float32)
-    rows = np.arange(out_size)
+    return lo, np.minimum(lo + 1, in_size - 1), (src - lo).astype(np.float32)
+
+
+def bilinear_matrix(out_size, in_size, align_corners=False):
+    """``[out_size, in_size]`` float32 weights of bilinear interpolation along one axis
+    (``_sample_points``): the interpolation as a matrix product."""
+    lo, hi, frac = _sample_points(out_size, in_size, align_corners)
+    m = np.zeros((int(out_size), int(in_size)), np.float32)
+    rows = np.arange(int(out_size))
     np.add.at(m, (rows, lo), 1 - frac)
     np.add.at(m, (rows, hi), frac)
     return m
@@ -71,16 +76,24 @@ def bilinear_matrix(out_size, in_size, align_corners=False):
 
 def resize_scores(scores, size, align_corners=False):
     """Per-pixel class scores ``[h, w, C]`` (or ``[N, h, w, C]``) brought to ``size`` =
-    (height, width) by bilinear interpolation (``bilinear_matrix``); float32, or returned as is
+    (height, width) by bilinear interpolation (``_sample_points``); float32, or returned as is
     when they already have that size."""
     scores = np.asarray(scores)
     h, w = int(size[0]), int(size[1])
     if scores.shape[-3:-1] == (h, w):
         return scores
-    rows = bilinear_matrix(h, scores.shape[-3], align_corners)
-    cols = bilinear_matrix(w, scores.shape[-2], align_corners)
-    x = np.einsum("hi,...iwc->...hwc", rows, scores.astype(np.float32, copy=False))
-    return np.einsum("wj,...hjc->...hwc", cols, x)
+    x = scores.astype(np.float32, copy=False)
+    for axis, n in ((-3, h), (-2, w)):  # each output sample lerps its two neighbours
+        lo, hi, frac = _sample_points(n, x.shape[axis], align_corners)
+        shape = [1] * x.ndim
+        shape[axis] = n
+        frac = frac.reshape(shape)
+        low, step = np.take(x, lo, axis=axis), np.take(x, hi, axis=axis)
+        step -= low
+        step *= frac
+        low += step
+        x = low
+    return x
 
 
 def mask_scores(scores, size):
