@@ -188,3 +188,15 @@ def test_matmul_resizes_equal_bilinear_resizes_and_the_runtime_upsampling():
     # configs saved before the option (every existing checkpoint) load with the old behaviour
     assert BilinearUpsample.from_config({"factor": 2}).matmul is False
     assert ResizeToReference.from_config({}).matmul is False
+
+
+def test_benchmark_shows_the_npu_figures_beside_the_timings(low_res_export):
+    from kseg.export.benchmark import benchmark_folder, format_rows
+
+    rows = benchmark_folder(low_res_export, runs=1, warmup=0, threads=(1,), keras=False,
+                            log=lambda m: None)
+    table = format_rows(rows, low_res_export, 1)
+    record = read_metadata(low_res_export)["npu"]["int8-npu"]
+    assert "| model_int8-npu.tflite | 1 |" in table  # timed on the CPU like every file
+    assert f"| {record['compiled_file']} | {ACCELERATOR} | {record['npu_operators']} / 0 |" in table
+    assert "estimate" in table
