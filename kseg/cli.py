@@ -2,6 +2,7 @@
 
 import functools
 import json
+import logging
 import os
 import sys
 
@@ -165,6 +166,22 @@ class TensorFlowCommand(click.Command):
               "converter warnings), which kseg hides by default.")
 def main(verbose):
     """Train semantic-segmentation models and ship them as verified TFLite files."""
+    _show_library_log()
+
+
+class _EchoHandler(logging.Handler):
+    """The library's log lines (the ``kseg`` logger) as the command's own output."""
+
+    def emit(self, record):
+        click.echo(self.format(record))
+
+
+def _show_library_log():
+    logger = logging.getLogger("kseg")
+    if not any(isinstance(h, _EchoHandler) for h in logger.handlers):
+        logger.addHandler(_EchoHandler())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 TRAIN_FIELDS = ("data", "val_data", *DATA_OPTION_NAMES, "image_size", "crop", "model",
@@ -172,7 +189,8 @@ TRAIN_FIELDS = ("data", "val_data", *DATA_OPTION_NAMES, "image_size", "crop", "m
                 "learning_rate", "weight_decay", "optimizer", "momentum", "schedule", "poly_power",
                 "warmup_epochs", "early_stopping", "precise_bn", "ema", "time_budget", "loss",
                 "loss_weights", "focal_gamma", "class_weights", "augment", "copy_paste",
-                "object_transform", "object_classes", "cache", "deterministic", "strategy",
+                "object_transform", "object_classes", "teacher", "distill_weight",
+                "distill_temperature", "cache", "deterministic", "strategy",
                 "mixed_precision", "jit_compile", "seed")
 
 

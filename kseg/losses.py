@@ -24,11 +24,20 @@ from kseg.errors import ConfigError
 _EPS = 1e-7
 
 
+def split_targets(y_true):
+    """(labels [B, H, W], teacher probabilities [B, H, W, C] or None) of a training target:
+    labels ``[B, H, W]`` or ``[B, H, W, 1]``, or labels packed with a teacher's probabilities
+    as ``[B, H, W, 1 + C]`` (distillation, ``kseg.data.teacher.pack``)."""
+    if len(y_true.shape) == 4:
+        if y_true.shape[-1] == 1:
+            return ops.squeeze(y_true, axis=-1), None
+        return y_true[..., 0], y_true[..., 1:]
+    return y_true, None
+
+
 def _labels_and_mask(y_true, ignore_index):
     """(labels with ignored pixels replaced by 0, float32 mask of valid pixels); both [B, H, W]."""
-    y_true = ops.cast(y_true, "int32")
-    if len(y_true.shape) == 4:  # accept [B, H, W, 1]
-        y_true = ops.squeeze(y_true, axis=-1)
+    y_true = ops.cast(split_targets(y_true)[0], "int32")
     valid = ops.not_equal(y_true, ignore_index)
     labels = ops.where(valid, y_true, ops.zeros_like(y_true))
     return labels, ops.cast(valid, "float32")
@@ -289,6 +298,47 @@ class CombinedLoss(keras.losses.Loss):
             "losses": [keras.losses.serialize(l) for l in self.losses],
             "weights": self.weights,
         }
+
+
+@keras.saving.register_keras_serializable(package="kseg")
+class Distillation(keras.losses.Loss):
+    """``loss`` on the labels plus ``weight`` x the pixel-wise KL divergence from a teacher's
+    class probabilities to the student's (Hinton et al., 2015), both softened by
+    ``temperature`` (T: ``p ** (1 / T)``, renormalised; the KL term is scaled by T**2 so its
+    gradients keep their size), averaged over the pixels that are not ``ignore_index``.
+
+    The teacher's probabilities come packed with the labels (``split_targets``); a target of
+    labels alone (validation) gives ``loss`` alone. A single-channel (sigmoid) student is read
+    as the two-class softmax of ``[0, z]``."""
+
+    def __init__(self, loss, weight=1.0, temperature=1.0, ignore_index=DEFAULT_IGNORE_INDEX,
+                 name=None, **kwargs):
+        self.loss = keras.losses.deserialize(loss) if isinstance(loss, dict) else loss
+        if float(weight) < 0 or float(temperature) <= 0:
+            raise ConfigError(f"distillation needs weight >= 0 and temperature > 0, got "
+                              f"{weight} and {temperature}")
+        self.weight, self.temperature = float(weight), float(temperature)
+        self.ignore_index = int(ignore_index)
+        super().__init__(name=name or f"{self.loss.name}_distilled", **kwargs)
+
+    def call(self, y_true, y_pred):
+        base = self.loss.call(y_true, y_pred)
+        labels, teacher = split_targets(y_true)
+        if teacher is None or self.weight == 0:
+            return base
+        t = self.temperature
+        log_student = _log_probs(ops.cast(y_pred, "float32") / t, from_logits=True)
+        log_teacher = ops.log(ops.clip(ops.cast(teacher, "float32"), _EPS, 1.0)) / t
+        log_teacher = log_teacher - ops.logsumexp(log_teacher, axis=-1, keepdims=True)
+        kl = ops.sum(ops.exp(log_teacher) * (log_teacher - log_student), axis=-1)
+        valid = ops.cast(ops.not_equal(ops.cast(labels, "int32"), self.ignore_index), "float32")
+        kl = ops.sum(kl * valid) / ops.maximum(ops.sum(valid), _EPS)
+        return base + self.weight * t * t * kl
+
+    def get_config(self):
+        return {**super().get_config(), "loss": keras.losses.serialize(self.loss),
+                "weight": self.weight, "temperature": self.temperature,
+                "ignore_index": self.ignore_index}
 
 
 _LOSSES = {"ce": SparseCrossEntropy, "focal": FocalLoss, "dice": DiceLoss, "tversky": TverskyLoss,

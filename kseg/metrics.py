@@ -33,7 +33,9 @@ class ConfusionMatrix(keras.metrics.Metric):
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         n = self.num_classes
-        y_true = ops.reshape(ops.cast(y_true, "int32"), (-1,))
+        from kseg.losses import split_targets  # labels packed with a teacher's probabilities
+
+        y_true = ops.reshape(ops.cast(split_targets(y_true)[0], "int32"), (-1,))
         if y_pred.shape[-1] == 1 and n == 2:  # single sigmoid output for a binary task
             pred = ops.cast(ops.reshape(y_pred, (-1,)) > 0, "int32")
         else:

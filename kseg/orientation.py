@@ -18,9 +18,12 @@ augmentation (or test-time augmentation):
 The first check reads the data only (no model is run).
 """
 
+import logging
 import numpy as np
 
 from kseg.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 def alignment_table(images, labels, class_index, shift, ignore_index=None):
@@ -113,7 +116,7 @@ def symmetry_scores(predicted, labels, num_classes, ignore_index):
 
 
 def report(run, cls=None, shift=2, split="val", batch=1, no_model=False, per_image=False,
-           log=print):
+           log=logger.info):
     """The three checks above for run folder ``run``, printed with ``log``. Raises ValueError for
     a class the data does not have, or a symmetry check on non-square images."""
     from kseg.data.pipeline import evaluation_dataset

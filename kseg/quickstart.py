@@ -7,12 +7,15 @@
 4. print a results table.
 """
 
+import logging
 import time
 from pathlib import Path
 
 import numpy as np
 
 from kseg.train import TrainConfig
+
+logger = logging.getLogger(__name__)
 
 # Chosen for a 2-core CPU: at 64x64 a 3-pool U-Net without batch norm learns these scenes faster
 # (per step and per second) than with it.
@@ -28,7 +31,7 @@ RECIPE = TrainConfig(
 )
 
 
-def run(out="runs/quickstart", epochs=None, log=print):
+def run(out="runs/quickstart", epochs=None, log=logger.info):
     from kseg.data.shapes import ShapesSource
     from kseg.export import export_run
     from kseg.report.tables import format_export

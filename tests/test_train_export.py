@@ -492,8 +492,8 @@ def test_a_config_json_with_an_unknown_key_is_refused_by_name(run_dir, tmp_path)
 def test_export_cleans_up_only_partial_folders_of_dead_exports(run_dir, tmp_path):
     import os
 
-    live = tmp_path / f".exp.partial-{os.getppid()}"  # another export still at work
-    dead = tmp_path / ".exp.partial-999999999"  # left by a killed one
+    live = tmp_path / f".exp.{os.getppid()}-0.partial"  # another export still at work
+    dead = tmp_path / ".exp.999999999-0.partial"  # left by a killed one
     live.mkdir()
     dead.mkdir()
     assert invoke("export", run_dir, "--out", tmp_path / "exp").exit_code == 0

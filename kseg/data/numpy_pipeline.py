@@ -46,7 +46,8 @@ class TrainBatches(keras.utils.PyDataset):
     """
 
     def __init__(self, source, image_size, batch_size, *, initial_epoch=0, seed=0,
-                 augment=None, workers=None, cache=False, processes=None, repeat=1):
+                 augment=None, workers=None, cache=False, processes=None, repeat=1,
+                 teacher=None):
         workers = workers or default_workers()
         super().__init__(workers=workers, use_multiprocessing=False)
         self.source, self.size, self.batch = source, tuple(image_size), int(batch_size)
@@ -55,6 +56,7 @@ class TrainBatches(keras.utils.PyDataset):
         self.aug = augment if isinstance(augment, Augmentation) else Augmentation(augment or "none")
         self.maker = BatchMaker(source, self.size, self.batch, self.seed, self.aug, cache, repeat)
         self.steps = self.maker.steps
+        self.teacher = teacher  # run here, in the main process: its targets join the batch
         self.examples = self.maker.examples.prepare()
         if processes is None:
             processes = default_processes()
@@ -73,6 +75,12 @@ class TrainBatches(keras.utils.PyDataset):
         return self.steps
 
     def __getitem__(self, i):
+        images, labels = self._batch(i)
+        if self.teacher is not None:
+            return images, self.teacher.pack(images, labels)
+        return images, labels
+
+    def _batch(self, i):
         if not self.processes:
             return self.maker(self.epoch, i)
         with self._pool_lock:  # Keras calls from several threads at once

@@ -52,12 +52,14 @@ def _numpy_pair(fn, args, size):
 
 def training_dataset(
     source, image_size, batch_size, *, epochs, initial_epoch=0, seed=0, augment="light",
-    cache=None, deterministic=True, repeat=1,
+    cache=None, deterministic=True, repeat=1, teacher=None,
 ):
     """Batches for epochs ``initial_epoch .. epochs-1``; returns (dataset, steps_per_epoch).
 
     Every epoch passes ``repeat`` times over the source, shuffled together, in
     ``repeat * len(source) // batch_size`` full batches (the remainder differs per epoch).
+    With a ``teacher`` (``kseg.data.teacher.Teacher``) the targets are the labels packed with its
+    probabilities of the augmented batch, ``[B, H, W, 1 + C]``.
     """
     aug = as_augmentation(augment, getattr(source, "ignore_index", 255))
     maker = BatchMaker(source, image_size, batch_size, seed, aug, cache, repeat)
@@ -71,8 +73,17 @@ def training_dataset(
     ds = tf.data.Dataset.range(initial_epoch, epochs).flat_map(
         lambda e: tf.data.Dataset.range(per_epoch).map(lambda k: (e, k)))
     ds = ds.map(example, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
-    ds = ds.batch(batch_size, drop_remainder=True).prefetch(AUTOTUNE)
-    return ds, steps
+    ds = ds.batch(batch_size, drop_remainder=True)
+    if teacher is not None:
+        h, w = maker.output_size
+
+        def with_teacher(images, labels):
+            target = tf.numpy_function(teacher.pack, [images, labels], tf.float32, stateful=False)
+            target.set_shape((batch_size, h, w, 1 + teacher.num_classes))
+            return images, target
+
+        ds = ds.map(with_teacher, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    return ds.prefetch(AUTOTUNE), steps
 
 
 def evaluation_dataset(source, image_size, batch_size, cache=None):

@@ -13,6 +13,7 @@ The runtime comes from ``runtime_dir`` (an unpacked ``@mediapipe/tasks-vision`` 
 127.0.0.1.
 """
 
+import logging
 import json
 import os
 import shutil
@@ -28,6 +29,8 @@ from kseg.contract import ContractError, embedded_labels, read_metadata
 from kseg.errors import KsegError
 from kseg.files import atomic_folder
 from kseg.runtime import palette
+
+logger = logging.getLogger(__name__)
 
 RUNTIME_PACKAGE = "@mediapipe/tasks-vision"
 RUNTIME_VERSION = "1.1.0"
@@ -56,7 +59,7 @@ def _unpack(tgz, dest):
     return Path(dest) / "package"
 
 
-def find_runtime(runtime_dir=None, log=print):
+def find_runtime(runtime_dir=None, log=logger.info):
     """The folder of an unpacked ``@mediapipe/tasks-vision`` package holding ``RUNTIME_FILES``."""
     how = (f"get it with `npm pack {RUNTIME_PACKAGE}@{RUNTIME_VERSION}` (npm from Node.js) and "
            "pass the .tgz or its unpacked package/ folder as --runtime-dir")
@@ -161,7 +164,7 @@ def _pattern(height, width):
     return image
 
 
-def build_demo(folder, out, *, runtime_dir=None, sample=None, overwrite=False, log=print):
+def build_demo(folder, out, *, runtime_dir=None, sample=None, overwrite=False, log=logger.info):
     """Write the demo of exported ``folder`` to ``out``; returns ``out``."""
     folder, out = Path(folder), Path(out)
     meta = read_metadata(folder)

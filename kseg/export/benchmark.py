@@ -7,6 +7,7 @@ exported SavedModel through TensorFlow), called as a traced function on the same
 uses all cores and cannot change that after start-up, so its thread column says "all".
 """
 
+import logging
 import shlex
 import sys
 import time
@@ -15,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from kseg.contract import read_metadata
+
+logger = logging.getLogger(__name__)
 
 
 def time_calls(fn, runs, warmup):
@@ -60,7 +63,7 @@ def keras_baseline(meta, folder):
     return "SavedModel (TensorFlow)", lambda x: serve(images=x)
 
 
-def benchmark_folder(folder, runs=50, warmup=5, threads=(1, 2), keras=True, log=print):
+def benchmark_folder(folder, runs=50, warmup=5, threads=(1, 2), keras=True, log=logger.info):
     """Rows of {"model", "threads", "median_ms", "p90_ms", "size_bytes"} for the folder's files."""
     folder = Path(folder)
     meta = read_metadata(folder)

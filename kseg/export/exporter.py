@@ -6,6 +6,7 @@ failed export never leaves a half-written folder under the destination name, and
 is never lost. One export writes a destination at a time (``kseg.files.Lock``).
 """
 
+import logging
 import functools
 import json
 from pathlib import Path
@@ -22,6 +23,8 @@ from kseg.models import load_model, rebuild
 from kseg.quiet import quiet_stderr
 from kseg.train.config import TrainConfig
 from kseg.train.rundir import RunDir
+
+logger = logging.getLogger(__name__)
 
 MIN_AGREEMENT = 0.995
 MAX_MIOU_DROP = 1.0  # mIoU points a quantized file may lose against the Keras model
@@ -60,7 +63,7 @@ def representative_images(config, count):
 def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="scores",
                min_agreement=MIN_AGREEMENT, max_miou_drop=MAX_MIOU_DROP, representative=200,
                max_images=None, output_stride=None, rescue=True, name=None, license="",
-               kseg_runtime_only=False, resolution="full", npu=None, log=print):
+               kseg_runtime_only=False, resolution="full", npu=None, log=logger.info):
     """Export the best checkpoint of the run at ``run_path`` to the folder ``out``.
 
     Float files (float32, float16) must agree with the Keras argmax on ``min_agreement`` of the

@@ -7,11 +7,14 @@ RMSE / quantization scale (how many quantization steps the error spans: the debu
 DEQUANTIZE around them) until the file's mIoU drop fits the budget.
 """
 
+import logging
 import csv
 import io
 import math
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 
 def rank_layers(converter, debug_images):
@@ -49,7 +52,7 @@ def selective(converter, debug_images, denylisted):
     return debugger.get_nondebug_quantized_model()
 
 
-def rescue(make_converter, debug_images, measure_drop, budget, log=print, finish=None):
+def rescue(make_converter, debug_images, measure_drop, budget, log=logger.info, finish=None):
     """Find the fewest worst-ranked layers to keep in float so that ``measure_drop(bytes)`` (mIoU
     points lost against Keras) is at most ``budget``.
 

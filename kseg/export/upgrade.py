@@ -8,6 +8,7 @@ Each upgraded file is checked against the original on a few images before anythi
 and the folder is swapped in whole (``kseg.files.atomic_folder``), under the folder's lock.
 """
 
+import logging
 import json
 import shutil
 from pathlib import Path
@@ -18,8 +19,10 @@ from kseg import __version__
 from kseg.contract import METADATA, ContractError, embedded_labels, read_metadata
 from kseg.files import Lock, atomic_folder
 
+logger = logging.getLogger(__name__)
 
-def upgrade_folder(folder, *, name=None, license="", log=print):
+
+def upgrade_folder(folder, *, name=None, license="", log=logger.info):
     """Upgrade every ``model_*.tflite`` in ``folder`` that carries no embedded metadata yet;
     returns the names of the files upgraded (none when all were done already)."""
     from kseg.export import gpu_delegate, tflite, tflite_metadata

@@ -2,6 +2,7 @@
 configuration, loss and mIoU curves, per-class IoU and the confusion matrix of the best checkpoint
 on the validation data, and sample overlays (image | truth | prediction)."""
 
+import logging
 import base64
 import html
 import io
@@ -13,6 +14,8 @@ import numpy as np
 from PIL import Image
 
 from kseg.files import write_text_atomic
+
+logger = logging.getLogger(__name__)
 
 REPORT = "report.html"
 
@@ -28,7 +31,7 @@ def _img_tag(path_or_array, alt):
             f'{base64.b64encode(data).decode()}">')
 
 
-def write_report(run_path, samples=4, batch_size=8, log=print):
+def write_report(run_path, samples=4, batch_size=8, log=logger.info):
     """Evaluate the run's best checkpoint on its validation data and write ``report.html``."""
     from kseg.report import figures
     from kseg.data.pipeline import evaluation_dataset

@@ -1,5 +1,6 @@
 """Keras callbacks of a kseg run."""
 
+import logging
 import math
 import time
 
@@ -7,6 +8,8 @@ import keras
 
 from kseg.errors import KsegError
 from kseg.train.precise_bn import recompute_batchnorm
+
+logger = logging.getLogger(__name__)
 
 RETRY = ("Try a lower --learning-rate (a changed configuration: give another --out, or "
          "--overwrite)")
@@ -81,7 +84,7 @@ class EarlyStopOnMiou(keras.callbacks.Callback):
     """Stops when val mIoU has not improved for ``patience`` epochs (read from the run's committed
     metrics, so the count survives a resume). Runs after ``CommitEpoch``."""
 
-    def __init__(self, run, patience, log=print):
+    def __init__(self, run, patience, log=logger.info):
         super().__init__()
         self.run, self.patience, self.log = run, int(patience), log
 

@@ -167,6 +167,15 @@ class TrainConfig:
     class_weights: object = option(None, parse=parse_class_weights, type=str, help=(
         "inverse | median-frequency | enet (computed from the training labels), or one "
         "comma-separated weight per class."))
+    # --- distillation ---
+    teacher: str = option(None, help=(
+        "Distil from this model: an exported .tflite file (run by the TensorFlow-free runtime "
+        "in the input pipeline), or a run folder / .keras file (converted once to a float32 "
+        "TFLite file in the run folder; TensorFlow backend). Adds a pixel-wise KL term to its "
+        "probabilities on the same augmented batch."))
+    distill_weight: float = option(1.0, help="Weight of the distillation term (--teacher).")
+    distill_temperature: float = option(1.0, help="Softening temperature T of both "
+                                        "distributions (--teacher); the term is scaled by T^2.")
     # --- augmentation and input ---
     augment: str = option("light", help=AUGMENT_PRESETS_HELP)
     copy_paste: float = option(0.0, help="Probability of pasting objects cut from another "
@@ -233,6 +242,9 @@ class TrainConfig:
             problems.append(f"ema (the averaging decay per step) must be in [0, 1), got {self.ema}")
         if self.early_stopping is not None and int(self.early_stopping) < 1:
             problems.append(f"early_stopping (patience) must be at least 1, got {self.early_stopping}")
+        if float(self.distill_weight) < 0 or float(self.distill_temperature) <= 0:
+            problems.append(f"distill_weight must be >= 0 and distill_temperature > 0, got "
+                            f"{self.distill_weight} and {self.distill_temperature}")
         for name in ("copy_paste", "object_transform"):
             if not 0 <= float(getattr(self, name)) <= 1:
                 problems.append(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")

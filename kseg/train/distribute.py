@@ -10,6 +10,7 @@
   only the chief (task 0) writes the run folder.
 """
 
+import logging
 import json
 import math
 import os
@@ -18,6 +19,8 @@ import numpy as np
 
 from kseg.train.config import STRATEGIES  # noqa: F401  (declared with the options)
 from kseg.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 def make_strategy(name):
@@ -60,7 +63,7 @@ def shard_by_data(dataset):
 
 
 def fit_distributed(model, strategy, train_ds, val_ds, *, epochs, initial_epoch, steps,
-                    callbacks, num_classes, ignore_index, chief=True, log=print):
+                    callbacks, num_classes, ignore_index, chief=True, log=logger.info):
     """Train ``model`` (built and compiled in ``strategy.scope()``) for epochs
     ``initial_epoch .. epochs-1`` of ``steps`` global batches; returns the per-epoch logs.
 

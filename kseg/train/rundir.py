@@ -21,6 +21,7 @@ checkpoint of the epoch before stays until the next one is committed, so a check
 later (a disk fault, a copy cut short) has one to fall back to (``resume_state``).
 """
 
+import logging
 import json
 import math
 import os
@@ -31,6 +32,8 @@ from pathlib import Path
 
 from kseg.errors import KsegError
 from kseg.files import Lock, atomic_file, ensure_space, write_json_atomic
+
+logger = logging.getLogger(__name__)
 
 CONFIG = "config.json"
 STATE = "state.json"
@@ -216,7 +219,7 @@ class RunDir:
         ckpt = self.state().get("checkpoint")
         return None if ckpt is None else self.path / ckpt
 
-    def resume_state(self, log=print):
+    def resume_state(self, log=logger.info):
         """The state to resume from, its files checked (``checkpoint_problem``). A damaged
         checkpoint is named; the run falls back to the newest intact earlier checkpoint (the
         epochs after it are trained again), or stops with ``DamagedCheckpointError`` saying what

@@ -1,11 +1,14 @@
-"""``train(config, out)``: the library behind ``kseg train``.
+"""``train(config, out)``: the library behind ``kseg train``; ``Training`` holds its steps.
 
 Data are checked before anything is built; the run folder is created or resumed (see ``rundir``);
 the model is built through the registry, or reloaded with its optimizer state from the last
-committed epoch; ``fit`` runs with the deterministic per-epoch input pipeline.
+committed epoch; ``fit`` runs with the deterministic per-epoch input pipeline. ``Devices`` says
+where (backend, tf.distribute strategy, chief or worker), explicitly.
 """
 
 import contextlib
+import dataclasses
+import logging
 import os
 import signal
 import sys
@@ -19,13 +22,17 @@ from kseg import __version__, losses, metrics, models
 from kseg.data import DatasetError
 from kseg.data.balance import class_weights
 from kseg.errors import ConfigError
+from kseg.files import write_json_atomic
 from kseg.train.callbacks import (AveragedWeights, CommitEpoch, EarlyStopOnMiou, OverlaySamples,
                                   StopOnNonFinite, epochs_since_best)
 from kseg.train.config import TrainConfig
 from kseg.train.distribute import fit_distributed, is_chief, is_multiworker, make_strategy
 from kseg.train.precise_bn import PreciseBatchNorm, training_batches
-from kseg.train.rundir import RunDir
+from kseg.train import budget
+from kseg.train.rundir import RunDir, read_json
 from kseg.train.schedules import make_optimizer, make_schedule
+
+logger = logging.getLogger(__name__)
 
 
 def open_checked_sources(config):
@@ -111,10 +118,16 @@ def init_weights(model, source):
 
 
 def make_loss(config, weights):
-    return losses.get(
+    """The training loss of ``config``; with ``--teacher``, wrapped in the distillation term."""
+    loss = losses.get(
         config.loss, loss_weights=config.loss_weights, ignore_index=config.ignore_index,
         class_weights=weights, focal_gamma=config.focal_gamma,
     )
+    if config.teacher:
+        loss = losses.Distillation(loss, weight=config.distill_weight,
+                                   temperature=config.distill_temperature,
+                                   ignore_index=config.ignore_index)
+    return loss
 
 
 def compile_model(model, config, num_classes, steps_per_epoch, weights=None):
@@ -146,9 +159,10 @@ def precision_policy(config):
     return "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
 
 
-def _datasets(config, train_src, val_src, global_batch, done):
+def _datasets(config, train_src, val_src, global_batch, done, teacher=None):
     """(training data, validation data, steps per epoch) for the active Keras backend: tf.data
-    under TensorFlow, a TensorFlow-free PyDataset otherwise (JAX)."""
+    under TensorFlow, a TensorFlow-free PyDataset otherwise (JAX). With a ``teacher``
+    (``kseg.data.teacher.Teacher``) the training targets carry its probabilities."""
     augmentation = config.augmentation(list(train_src.classes))
     if keras.backend.backend() == "tensorflow":
         from kseg.data.pipeline import evaluation_dataset, training_dataset
@@ -156,7 +170,7 @@ def _datasets(config, train_src, val_src, global_batch, done):
         train_ds, steps = training_dataset(
             train_src, config.image_size, global_batch, epochs=config.epochs, initial_epoch=done,
             seed=config.seed, augment=augmentation, cache=config.cache,
-            deterministic=config.deterministic, repeat=config.repeat,
+            deterministic=config.deterministic, repeat=config.repeat, teacher=teacher,
         )
         val_ds = evaluation_dataset(val_src, config.image_size, config.batch_size,
                                     cache=config.cache)
@@ -165,42 +179,312 @@ def _datasets(config, train_src, val_src, global_batch, done):
 
     train_ds = TrainBatches(train_src, config.image_size, global_batch, initial_epoch=done,
                             seed=config.seed, augment=augmentation, cache=config.cache,
-                            repeat=config.repeat)
+                            repeat=config.repeat, teacher=teacher)
     val_ds = EvalBatches(val_src, config.image_size, config.batch_size, cache=config.cache)
     return train_ds, val_ds, train_ds.steps
 
 
-def train(config: TrainConfig, out, overwrite=False, verbose=None, log=print, report=True,
+class Devices:
+    """Where a run trains: the Keras ``backend``, its tf.distribute ``strategy`` (TensorFlow;
+    JAX trains on one device and has none), the replicas in sync, and whether this process is
+    one worker of several (``multiworker``) and the one that writes the run folder (``chief``).
+    """
+
+    def __init__(self, config):
+        self.backend = keras.backend.backend()
+        if self.backend == "tensorflow":
+            self.strategy = make_strategy(config.strategy)  # before any other TensorFlow op
+        elif config.strategy in ("auto", "default"):
+            self.strategy = None
+        else:
+            raise ConfigError(f"--strategy {config.strategy} is a TensorFlow strategy; the "
+                              f"{self.backend} backend trains on one device")
+        self.replicas = self.strategy.num_replicas_in_sync if self.strategy is not None else 1
+        self.multiworker = self.strategy is not None and is_multiworker(self.strategy)
+        self.chief = is_chief()
+
+    def scope(self):
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+
+def train(config: TrainConfig, out, overwrite=False, verbose=None, log=None, report=True,
           stop_after=None):
     """Train (or resume) the run at ``out``; returns a summary dict. ``stop_after`` ends this
     call after that many more epochs (the schedule still spans ``config.epochs``; the same call
-    without it resumes)."""
-    if stop_after is not None and int(stop_after) < 1:
-        raise ConfigError(f"stop_after must be at least 1 epoch, got {stop_after}")
-    if keras.backend.backend() == "tensorflow":
-        strategy = make_strategy(config.strategy)  # before any other TensorFlow op
-    elif config.strategy in ("auto", "default"):
-        strategy = None  # JAX: one device here
-    else:
-        raise ConfigError(f"--strategy {config.strategy} is a TensorFlow strategy; the "
-                         f"{keras.backend.backend()} backend trains on one device")
-    policy = precision_policy(config)
-    keras.mixed_precision.set_global_policy(policy)
-    try:
-        if config.time_budget and strategy is not None and is_multiworker(strategy):
+    without it resumes). ``log``: where progress lines go (default: the ``kseg`` logger)."""
+    return Training(config, out, overwrite=overwrite, verbose=verbose, log=log,
+                    report=report)(stop_after)
+
+
+class Training:
+    """One ``kseg train`` call on the run folder ``out``.
+
+    Calling it runs, under the run folder's lock and with SIGTERM handled as Ctrl-C: the
+    ``--time-budget`` loop (``fit_in_budget``: probe, plan, fit) or one ``fit``, whose named
+    steps are: open and check the data, prepare (or resume) the run folder, stop if nothing is
+    left to do, the input pipelines, the model (built, or reloaded from the last committed
+    epoch), the callbacks, ``model.fit`` (a custom loop under multi-worker), the summary.
+    """
+
+    def __init__(self, config, out, *, overwrite=False, verbose=None, log=None, report=True):
+        self.config = config
+        self.run = RunDir(out)
+        self.overwrite = overwrite  # consumed by the first fit of the call
+        self.verbose = verbose
+        self.log = log or logger.info
+        self.report = report
+        self.devices = Devices(config)
+        self.policy = precision_policy(config)
+        if config.time_budget and self.devices.multiworker:
             raise ConfigError("--time-budget fits the epoch count on one machine's clock; with "
-                             "several workers give --epochs instead")
-        with _sigterm_as_interrupt(), RunDir(out).lock() if is_chief() else contextlib.nullcontext():
-            if config.time_budget:
-                return _train_in_budget(config, out, overwrite, verbose, log, report, strategy,
-                                        policy, stop_after)
-            return _train(config, out, overwrite, verbose, log, report, strategy, policy,
-                          stop_after)
-    except KeyboardInterrupt as exc:
-        log(_interrupted(out, exc))
-        raise
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
+                              "several workers give --epochs instead")
+
+    def __call__(self, stop_after=None):
+        if stop_after is not None and int(stop_after) < 1:
+            raise ConfigError(f"stop_after must be at least 1 epoch, got {stop_after}")
+        keras.mixed_precision.set_global_policy(self.policy)
+        lock = self.run.lock() if self.devices.chief else contextlib.nullcontext()
+        try:
+            with _sigterm_as_interrupt(), lock:
+                if self.config.time_budget:
+                    return self.fit_in_budget(stop_after)
+                return self.fit(stop_after)
+        except KeyboardInterrupt as exc:
+            self.log(_interrupted(self.run.path, exc))
+            raise
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+
+    # --- --time-budget: probe -> plan -> fit ---
+
+    def fit_in_budget(self, stop_after=None):
+        """Probe the epoch cost on the first epochs, fit the epoch count to the budget (kept in
+        the run's budget.json, so a resumed call keeps it), then train the rest."""
+        plan = self._budget_plan()
+        if plan is None:
+            probe = min(budget.PROBE_EPOCHS, self.config.epochs)
+            if stop_after is not None and int(stop_after) < probe:  # the call ends in the probe
+                return self.fit(stop_after)
+            started = time.time()
+            before, spent = self._epochs_spent()
+            probed = self.fit(probe - before if before < probe else 1, report=False)
+            if probe < 2 or self.run.state()["epoch"] < probe:  # too short to fit, or stopped
+                return probed
+            if stop_after is not None:
+                stop_after = int(stop_after) - (probe - before)
+                if stop_after < 1:
+                    return probed
+            plan = self._plan(probe, time.time() - started + spent)
+        self.config = dataclasses.replace(self.config, epochs=int(plan["epochs"]))
+        return self.fit(stop_after)
+
+    def _budget_plan(self):
+        plan_file = self.run.file(budget.BUDGET_FILE)
+        if plan_file.is_file() and not self.overwrite:
+            return read_json(plan_file)
+        return None
+
+    def _epochs_spent(self):
+        """(epochs already committed, their seconds): a killed or stopped earlier call's epochs
+        count against the budget too."""
+        if not self.run.exists or self.overwrite:
+            return 0, 0.0
+        before = self.run.state()["epoch"]
+        return before, sum(float(e.get("seconds", 0.0)) for e in self.run.metrics()[:before])
+
+    def _plan(self, probe, elapsed):
+        config = self.config
+        epochs, per_epoch = budget.fit_epochs(
+            self.run.metrics(), float(config.time_budget), elapsed, probe,
+            float(os.environ.get("KSEG_RETRACE_S", budget.RETRACE_S)))
+        epochs = min(epochs, config.epochs)
+        plan = {"epochs": epochs, "seconds_per_epoch": per_epoch,
+                "budget_s": float(config.time_budget), "probe_epochs": probe}
+        write_json_atomic(self.run.file(budget.BUDGET_FILE), plan)
+        self.log(f"time budget: {per_epoch:.1f} s per epoch -> {epochs} epochs in "
+                 f"{float(config.time_budget):.0f} s (at most --epochs {config.epochs})")
+        return plan
+
+    # --- one fit, in steps ---
+
+    def fit(self, stop_after=None, report=None):
+        """Train up to ``config.epochs`` (or ``stop_after`` more); the run's summary."""
+        config, devices = self.config, self.devices
+        train_src, val_src, weights = self.open_data()
+        state = self.prepare_run(train_src)
+        done = state["epoch"]
+        finished = self.nothing_left(state)
+        if finished is not None:
+            return finished
+        if devices.chief:
+            self.run.add_session(session_entry(done, devices.replicas, self.policy))
+        keras.utils.set_random_seed(config.seed + done)
+        teacher = self.teacher(len(train_src.classes))
+        train_ds, val_ds, steps = _datasets(config, train_src, val_src,
+                                            config.batch_size * devices.replicas, done, teacher)
+        model = self.model(done, steps, len(train_src.classes), weights)
+        self.describe(model, train_src, val_src, weights, steps, teacher)
+        callbacks = self.callbacks(state, steps, train_src, val_ds)
+        t0 = time.time()
+        end = config.epochs if stop_after is None else min(config.epochs, done + int(stop_after))
+        self.run_fit(model, train_ds, val_ds, done, end, steps, callbacks,
+                     len(train_src.classes))
+        if not devices.chief:
+            return {"run": str(self.run.path), "chief": False, "weights": model.get_weights()}
+        return self.result(t0, self.report if report is None else report)
+
+    def open_data(self):
+        """(train source, val source, class weights or None), every pair checked first."""
+        config = self.config
+        train_src, val_src, report = open_checked_sources(config)
+        weights = resolve_class_weights(config, report)
+        for warning in report.warnings():
+            self.log(f"warning: {report.where}: {warning}")
+        if config.init_from:
+            init_model_path(config.init_from)  # fail before the run folder is written
+        return train_src, val_src, weights
+
+    def prepare_run(self, train_src):
+        """The state to start from: of a new run folder (written by the chief), or of this
+        configuration's run to resume, its checkpoints checked (``RunDir.resume_state``)."""
+        if not self.devices.chief:
+            return self.run.state()
+        cfg = self.config.to_json()
+        cfg["classes"] = list(train_src.classes)
+        self.run.prepare(cfg, overwrite=self.overwrite, normalize=_normalized)
+        self.overwrite = False
+        return self.run.resume_state(self.log)
+
+    def nothing_left(self, state):
+        """The run's summary when it has finished all its epochs or stopped early, else None."""
+        config, run, done = self.config, self.run, state["epoch"]
+        if done >= config.epochs:
+            self.log(f"{run.path}: all {config.epochs} epochs already finished (best val mIoU "
+                     f"{state['best_miou']:.4f}); nothing to do")
+            return summary(run)
+        if (config.early_stopping and done
+                and epochs_since_best(run.metrics()) >= config.early_stopping):
+            self.log(f"{run.path}: stopped early after epoch {done} (no better val mIoU for "
+                     f"{config.early_stopping} epochs); nothing to do")
+            return summary(run)
+        return None
+
+    def teacher(self, num_classes):
+        """The distillation teacher (``--teacher``), or None."""
+        if not self.config.teacher:
+            return None
+        from kseg.data.teacher import Teacher
+        from kseg.train.distill import teacher_file
+
+        return Teacher(teacher_file(self.config, self.run, self.log), num_classes=num_classes)
+
+    def model(self, done, steps, num_classes, weights):
+        """The model to train: built and compiled (from ``--init-from`` weights if asked), or the
+        last checkpoint of a resumed run with its schedule rebuilt over the whole run."""
+        config, run = self.config, self.run
+        with self.devices.scope():
+            if done:
+                self.log(f"resuming {run.path} after epoch {done} from {run.checkpoint_path()}")
+                model = models.load_model(run.checkpoint_path())
+                model.jit_compile = use_jit(config)  # checkpoints of older kseg stored False
+                # the schedule spans the whole run: follow a raised --epochs (on the optimizer
+                # that steps: mixed float16 wraps it in a LossScaleOptimizer)
+                inner = getattr(model.optimizer, "inner_optimizer", model.optimizer)
+                inner.learning_rate = make_schedule(config, steps)
+                return model
+            model = build_model(config, num_classes)
+            if config.init_from:
+                self.log(init_weights(model, config.init_from))
+            return compile_model(model, config, num_classes, steps, weights)
+
+    def describe(self, model, train_src, val_src, weights, steps, teacher):
+        config, log, replicas = self.config, self.log, self.devices.replicas
+        if weights is not None and not losses.uses_class_weights(config.loss):
+            log(f"warning: --loss {config.loss} takes no class weights (ce and focal do); unused")
+        elif weights is not None:
+            log("class weights: " + ", ".join(f"{c} {w:.3f}"
+                                              for c, w in zip(train_src.classes, weights)))
+        if teacher is not None:
+            log(f"distilling from {teacher.path} (weight {config.distill_weight:g}, "
+                f"temperature {config.distill_temperature:g})")
+        log(f"training {config.model} ({model.count_params():,} parameters) on "
+            f"{train_src.where}: {len(train_src)} train / {len(val_src)} val images at "
+            f"{config.image_size[0]}x{config.image_size[1]}"
+            + (f" (random {config.crop[0]}x{config.crop[1]} crops)" if config.crop else "")
+            + f", {steps} steps per epoch"
+            + (f", {replicas} replicas x batch {config.batch_size}" if replicas > 1 else "")
+            + (f", {self.policy}" if self.policy != "float32" else ""))
+
+    def callbacks(self, state, steps, train_src, val_ds):
+        """The callbacks, in the order they must run at each epoch's end: non-finite stop; the
+        weight averages (and precise BN) swapped in for validation; the epoch committed
+        (chief); early stopping (chief, shared with workers by ``fit_distributed``);
+        TensorBoard; the raw weights swapped back."""
+        config, run, devices, log = self.config, self.run, self.devices, self.log
+        bn_batches = None
+        if config.precise_bn and devices.replicas == 1:  # eager forward passes update BN
+            bn_batches = training_batches(train_src, config.image_size, config.batch_size,
+                                          config.precise_bn, seed=config.seed)
+        elif config.precise_bn:
+            of = " of the raw weights, not of the --ema averages" if config.ema else ""
+            log(f"warning: --precise-bn is off with {devices.replicas} replicas (batch-norm "
+                f"statistics stay the moving averages{of})")
+        callbacks = [StopOnNonFinite(last_good=run.checkpoint_path)]
+        restore = None
+        if config.ema:  # averages in the model from validation to the checkpoint, then raw
+            average, restore = AveragedWeights(resumed=bool(state["epoch"]),
+                                               batches=bn_batches).pair()
+            callbacks.append(average)
+        elif bn_batches:
+            callbacks.insert(0, PreciseBatchNorm(bn_batches, steps))
+        if devices.chief:
+            callbacks.append(CommitEpoch(run, best_miou=state["best_miou"]))
+        if config.early_stopping and devices.chief:  # fit_distributed tells the workers
+            callbacks.append(EarlyStopOnMiou(run, config.early_stopping, log=log))
+        if devices.chief and devices.backend == "tensorflow" and not devices.multiworker:
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.file("logs")),
+                                                         write_graph=False))
+            samples = next(iter(val_ds.unbatch().take(4).batch(4)))
+            callbacks.append(OverlaySamples(run.file("logs") / "overlays", samples[0].numpy(),
+                                            samples[1].numpy(), len(train_src.classes),
+                                            config.ignore_index))
+        if restore is not None:
+            callbacks.append(restore)
+        return callbacks
+
+    def run_fit(self, model, train_ds, val_ds, done, end, steps, callbacks, num_classes):
+        devices = self.devices
+        if devices.multiworker:  # Keras 3 fit cannot train under MultiWorkerMirroredStrategy
+            fit_distributed(model, devices.strategy, train_ds, val_ds, epochs=end,
+                            initial_epoch=done, steps=steps, callbacks=callbacks,
+                            num_classes=num_classes, ignore_index=self.config.ignore_index,
+                            chief=devices.chief, log=self.log)
+            return
+        model.fit(
+            train_ds,
+            epochs=end,
+            initial_epoch=done,
+            steps_per_epoch=steps if devices.strategy is not None else None,
+            validation_data=val_ds,
+            callbacks=callbacks,
+            shuffle=False,  # the pipeline shuffles, per epoch and seeded
+            verbose=(1 if sys.stdout.isatty() else 2) if self.verbose is None else self.verbose,
+        )
+
+    def result(self, t0, report):
+        """The run's summary after this call, with report.html written where TensorFlow
+        trained."""
+        run = self.run
+        result = summary(run)
+        result["train_seconds_this_session"] = round(time.time() - t0, 1)
+        if report and self.devices.backend != "tensorflow":
+            self.log(f"trained on {self.devices.backend}: run `kseg report {run.path}` "
+                     "(TensorFlow) for report.html")
+        elif report:
+            from kseg.report.run_page import write_report
+
+            result["report"] = str(write_report(run.path, log=self.log))
+        return result
 
 
 class Terminated(KeyboardInterrupt):
@@ -241,214 +525,6 @@ def _interrupted(out, exc):
     kept = "epoch 1 is" if done == 1 else f"epochs 1-{done} are"
     return (f"interrupted ({how}) during epoch {done + 1}: {kept} kept in {out}; the same "
             f"command resumes after epoch {done}")
-
-
-def _train_in_budget(config, out, overwrite, verbose, log, report, strategy, policy, stop_after):
-    """``--time-budget``: probe, fit the epoch count to the budget, train on (kseg.train.budget)."""
-    import dataclasses
-    import os
-
-    from kseg.train import budget
-    from kseg.train.rundir import read_json, write_json_atomic
-
-    run = RunDir(out)
-    plan_file = run.file(budget.BUDGET_FILE)
-    plan = read_json(plan_file) if plan_file.is_file() and not overwrite else None
-    if plan is None:
-        probe = min(budget.PROBE_EPOCHS, config.epochs)
-        if stop_after is not None and int(stop_after) < probe:  # this call ends inside the probe
-            return _train(config, out, overwrite, verbose, log, report, strategy, policy,
-                          stop_after)
-        started = time.time()
-        before = run.state()["epoch"] if run.exists and not overwrite else 0
-        # epochs a killed or stopped earlier call already spent count against the budget too
-        spent = sum(float(e.get("seconds", 0.0)) for e in run.metrics()[:before]) if before else 0.0
-        first = _train(config, out, overwrite, verbose, log, False, strategy, policy,
-                       stop_after=probe - before if before < probe else 1)
-        overwrite = False
-        if probe < 2 or run.state()["epoch"] < probe:  # too short to fit, or stopped early
-            return first
-        if stop_after is not None:
-            stop_after = int(stop_after) - (probe - before)
-            if stop_after < 1:
-                return first
-        epochs, per_epoch = budget.fit_epochs(
-            run.metrics(), float(config.time_budget), time.time() - started + spent, probe,
-            float(os.environ.get("KSEG_RETRACE_S", budget.RETRACE_S)))
-        epochs = min(epochs, config.epochs)
-        plan = {"epochs": epochs, "seconds_per_epoch": per_epoch,
-                "budget_s": float(config.time_budget), "probe_epochs": probe}
-        write_json_atomic(plan_file, plan)
-        log(f"time budget: {per_epoch:.1f} s per epoch -> {epochs} epochs in "
-            f"{float(config.time_budget):.0f} s (at most --epochs {config.epochs})")
-    return _train(dataclasses.replace(config, epochs=int(plan["epochs"])), out, overwrite, verbose,
-                  log, report, strategy, policy, stop_after)
-
-
-def _train(config, out, overwrite, verbose, log, report, strategy, policy, stop_after=None):
-    """One training call, in named steps: open and check the data, prepare (or resume) the run
-    folder, stop if nothing is left to do, build or reload the model, assemble the callbacks,
-    fit, and summarise."""
-    chief = is_chief()
-    replicas = strategy.num_replicas_in_sync if strategy is not None else 1
-    train_src, val_src, weights = _checked_data(config, log)
-    run, state = _prepared_run(config, out, overwrite, chief, train_src, log)
-    done = state["epoch"]
-    finished = _nothing_left(config, run, state, log)
-    if finished is not None:
-        return finished
-
-    if chief:
-        run.add_session(session_entry(done, replicas, policy))
-    keras.utils.set_random_seed(config.seed + done)
-    train_ds, val_ds, steps = _datasets(config, train_src, val_src,
-                                        config.batch_size * replicas, done)
-    model = _model(config, run, done, strategy, steps, len(train_src.classes), weights, log)
-    _describe(config, model, train_src, val_src, weights, steps, replicas, policy, log)
-    multiworker = strategy is not None and is_multiworker(strategy)
-    callbacks = _callbacks(config, run, state, steps, train_src, val_ds, replicas, chief,
-                           tensorboard=chief and not multiworker and strategy is not None, log=log)
-
-    t0 = time.time()
-    end = config.epochs if stop_after is None else min(config.epochs, done + int(stop_after))
-    if multiworker:  # Keras 3 fit cannot train under MultiWorkerMirroredStrategy
-        fit_distributed(model, strategy, train_ds, val_ds, epochs=end, initial_epoch=done,
-                        steps=steps, callbacks=callbacks, num_classes=len(train_src.classes),
-                        ignore_index=config.ignore_index, chief=chief, log=log)
-    else:
-        model.fit(
-            train_ds,
-            epochs=end,
-            initial_epoch=done,
-            steps_per_epoch=steps if strategy is not None else None,
-            validation_data=val_ds,
-            callbacks=callbacks,
-            shuffle=False,  # the pipeline shuffles, per epoch and seeded
-            verbose=(1 if sys.stdout.isatty() else 2) if verbose is None else verbose,
-        )
-    if not chief:
-        return {"run": str(run.path), "chief": False, "weights": model.get_weights()}
-    return _result(run, t0, report, strategy, log)
-
-
-def _checked_data(config, log):
-    """(train source, val source, class weights or None), every pair checked first."""
-    train_src, val_src, report = open_checked_sources(config)
-    weights = resolve_class_weights(config, report)
-    for warning in report.warnings():
-        log(f"warning: {report.where}: {warning}")
-    if config.init_from:
-        init_model_path(config.init_from)  # fail before the run folder is written
-    return train_src, val_src, weights
-
-
-def _prepared_run(config, out, overwrite, chief, train_src, log):
-    """The run folder (written by the chief; a new run, or this configuration's to resume, its
-    checkpoints checked: ``RunDir.resume_state``) and its state."""
-    run = RunDir(out)
-    cfg = config.to_json()
-    cfg["classes"] = list(train_src.classes)
-    if not chief:
-        return run, run.state()
-    run.prepare(cfg, overwrite=overwrite, normalize=_normalized)
-    return run, run.resume_state(log)
-
-
-def _nothing_left(config, run, state, log):
-    """The run's summary when it has finished all its epochs or stopped early, else None."""
-    done = state["epoch"]
-    if done >= config.epochs:
-        log(f"{run.path}: all {config.epochs} epochs already finished (best val mIoU "
-            f"{state['best_miou']:.4f}); nothing to do")
-        return summary(run)
-    if config.early_stopping and done and epochs_since_best(run.metrics()) >= config.early_stopping:
-        log(f"{run.path}: stopped early after epoch {done} (no better val mIoU for "
-            f"{config.early_stopping} epochs); nothing to do")
-        return summary(run)
-    return None
-
-
-def _model(config, run, done, strategy, steps, num_classes, weights, log):
-    """The model to train: built and compiled (from ``--init-from`` weights if asked), or the
-    last checkpoint of a resumed run with its schedule rebuilt over the whole run."""
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        if done:
-            log(f"resuming {run.path} after epoch {done} from {run.checkpoint_path()}")
-            model = models.load_model(run.checkpoint_path())
-            model.jit_compile = use_jit(config)  # checkpoints of older kseg stored False
-            # the schedule spans the whole run: follow a raised --epochs (on the optimizer that
-            # steps: mixed float16 wraps it in a LossScaleOptimizer, whose own rate is unused)
-            inner = getattr(model.optimizer, "inner_optimizer", model.optimizer)
-            inner._learning_rate = make_schedule(config, steps)  # noqa: SLF001
-            return model
-        model = build_model(config, num_classes)
-        if config.init_from:
-            log(init_weights(model, config.init_from))
-        return compile_model(model, config, num_classes, steps, weights)
-
-
-def _describe(config, model, train_src, val_src, weights, steps, replicas, policy, log):
-    if weights is not None and not losses.uses_class_weights(config.loss):
-        log(f"warning: --loss {config.loss} takes no class weights (ce and focal do); unused")
-    elif weights is not None:
-        log("class weights: " + ", ".join(f"{c} {w:.3f}" for c, w in zip(train_src.classes, weights)))
-    log(f"training {config.model} ({model.count_params():,} parameters) on {train_src.where}: "
-        f"{len(train_src)} train / {len(val_src)} val images at "
-        f"{config.image_size[0]}x{config.image_size[1]}"
-        + (f" (random {config.crop[0]}x{config.crop[1]} crops)" if config.crop else "")
-        + f", {steps} steps per epoch"
-        + (f", {replicas} replicas x batch {config.batch_size}" if replicas > 1 else "")
-        + (f", {policy}" if policy != "float32" else ""))
-
-
-def _callbacks(config, run, state, steps, train_src, val_ds, replicas, chief, tensorboard, log):
-    """The callbacks, in the order they must run at each epoch's end: non-finite stop; the
-    weight averages (and precise BN) swapped in for validation; the epoch committed (chief);
-    early stopping (chief, shared with workers by ``fit_distributed``); TensorBoard; the raw
-    weights swapped back."""
-    done = state["epoch"]
-    bn_batches = None
-    if config.precise_bn and replicas == 1:  # one replica: eager forward passes update BN
-        bn_batches = training_batches(train_src, config.image_size, config.batch_size,
-                                      config.precise_bn, seed=config.seed)
-    elif config.precise_bn:
-        of = " of the raw weights, not of the --ema averages" if config.ema else ""
-        log(f"warning: --precise-bn is off with {replicas} replicas (batch-norm statistics stay "
-            f"the moving averages{of})")
-    callbacks = [StopOnNonFinite(last_good=run.checkpoint_path)]
-    restore = None
-    if config.ema:  # averages in the model from validation to the checkpoint, then raw again
-        average, restore = AveragedWeights(resumed=bool(done), batches=bn_batches).pair()
-        callbacks.append(average)
-    elif bn_batches:
-        callbacks.insert(0, PreciseBatchNorm(bn_batches, steps))
-    if chief:
-        callbacks.append(CommitEpoch(run, best_miou=state["best_miou"]))
-    if config.early_stopping and chief:  # the chief decides; fit_distributed tells the workers
-        callbacks.append(EarlyStopOnMiou(run, config.early_stopping, log=log))
-    if tensorboard:  # TensorBoard writers need TensorFlow
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run.file("logs")), write_graph=False))
-        samples = next(iter(val_ds.unbatch().take(4).batch(4)))
-        callbacks.append(OverlaySamples(run.file("logs") / "overlays", samples[0].numpy(),
-                                        samples[1].numpy(), len(train_src.classes),
-                                        config.ignore_index))
-    if restore is not None:
-        callbacks.append(restore)
-    return callbacks
-
-
-def _result(run, t0, report, strategy, log):
-    """The run's summary after this call, with report.html written where TensorFlow trained."""
-    result = summary(run)
-    result["train_seconds_this_session"] = round(time.time() - t0, 1)
-    if report and strategy is None:
-        log(f"trained on {keras.backend.backend()}: run `kseg report {run.path}` (TensorFlow) "
-            "for report.html")
-    elif report:
-        from kseg.report.run_page import write_report
-
-        result["report"] = str(write_report(run.path, log=log))
-    return result
 
 
 def session_entry(from_epoch, replicas=1, policy="float32"):
