@@ -455,9 +455,12 @@ def report(run):
 @click.option("--warmup", type=int, default=5, show_default=True)
 @click.option("--threads", default="1,2", show_default=True, help="Thread counts to time.")
 @click.option("--no-keras", is_flag=True, help="Skip the Keras baseline.")
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False),
+              help="Run folder whose checkpoint is the Keras baseline (default: the one "
+              "metadata.json names, looked for here and in runs/; else the SavedModel).")
 @click.option("--doc", default=None, help="Also append the table, with the command, to this "
               "Markdown file (e.g. docs/benchmarks.md); by default it is only printed.")
-def benchmark(folder, runs, warmup, threads, no_keras, doc):
+def benchmark(folder, runs, warmup, threads, no_keras, doc, run_dir):
     """Latency of every file in an exported FOLDER (median, p90) beside the Keras model."""
     from kseg.export.benchmark import benchmark_folder, command_line, format_rows
 
@@ -468,7 +471,8 @@ def benchmark(folder, runs, warmup, threads, no_keras, doc):
     if runs < 1 or not counts or min(counts) < 1:
         raise click.BadParameter("runs and thread counts must be positive")
     rows = benchmark_folder(folder, runs=runs, warmup=warmup, threads=counts,
-                            keras=not no_keras, log=lambda m: click.echo(m, err=True))
+                            keras=not no_keras, log=lambda m: click.echo(m, err=True),
+                            run=run_dir)
     table = format_rows(rows, folder, runs, command=command_line())
     click.echo(table)
     if doc:

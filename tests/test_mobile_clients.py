@@ -274,7 +274,7 @@ def test_upgrade_makes_an_older_export_client_ready_without_its_run(exported, tm
     from kseg.models import load_model
 
     meta = read_metadata(exported)
-    model = load_model(meta["model"]["checkpoint"], compile=False)
+    model = load_model(exported.parent / meta["model"]["checkpoint"], compile=False)  # RUN/best
     old = tmp_path / "old"
     old.mkdir()
     raw = tflite.make_converter(model, SIZE, SIZE, "float32").convert()

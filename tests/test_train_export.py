@@ -121,7 +121,7 @@ def test_export_verify_and_run_without_tensorflow(run_dir, tmp_path):
     assert meta["output"] == {"kind": "scores"} and len(meta["classes"]) == 5
     assert meta["metrics"]["float32"]["agreement"] >= 0.995
     training = meta["model"]["training"]  # what trained it travels with the files
-    assert training["run"] == str(run_dir) and len(training["sessions"]) == 2
+    assert training["run"] == run_dir.name and len(training["sessions"]) == 2
     assert (out / "saved_model" / "saved_model.pb").is_file()
     assert not list(out.parent.glob(".shapes.*"))  # no temporary folder left
 
@@ -164,7 +164,7 @@ def test_benchmark_every_file_beside_keras(run_dir, tmp_path):
     assert invoke("export", run_dir, "--tflite", "--quantize", "float32,int8", "--representative", 4,
                   "--out", out).exit_code == 0
     doc = tmp_path / "benchmarks.md"
-    r = invoke("benchmark", out, "--runs", 3, "--doc", doc)
+    r = invoke("benchmark", out, "--runs", 3, "--doc", doc, "--run", run_dir)
     assert r.exit_code == 0, r.output
     for row in ("| Keras (.keras checkpoint) | all |", "| model_float32.tflite | 1 |",
                 "| model_float32.tflite | 2 |", "| model_int8.tflite | 2 |"):
@@ -359,15 +359,15 @@ def test_training_record_follows_init_from(tmp_path):
     second.add_session({"backend": "tensorflow", "devices": "CPU (2 cores)", "from_epoch": 3})
     record = training_record(second)
     assert [s["backend"] for s in record["sessions"]] == ["jax", "tensorflow"]
-    assert record["init_from"]["run"] == str(tmp_path / "gpu")
+    assert record["init_from"]["run"] == "gpu"  # names, not this machine's paths
     assert record["init_from"]["sessions"][0]["devices"] == "1 x NVIDIA H200"
     assert "init_from" not in record["init_from"]
     third = RunDir(tmp_path / "elsewhere")
     third.prepare({"init_from": "/gone/run"})  # a source no longer here is named, not followed
-    assert training_record(third)["init_from"] == {"run": "/gone/run"}
+    assert training_record(third)["init_from"] == {"run": "run"}
     fourth = RunDir(tmp_path / "from-a-checkpoint")
     fourth.prepare({"init_from": str(tmp_path / "gpu" / "checkpoints" / "epoch-3.keras")})
-    assert training_record(fourth)["init_from"]["run"] == str(tmp_path / "gpu")
+    assert training_record(fourth)["init_from"]["run"] == "gpu"
 
 
 def test_training_record_finds_a_relative_init_from_above_the_run(tmp_path, monkeypatch):
@@ -380,7 +380,7 @@ def test_training_record_finds_a_relative_init_from_above_the_run(tmp_path, monk
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")  # exported from another folder
     record = training_record(RunDir(tmp_path / "runs" / "cpu"))
-    assert record["init_from"]["run"] == str(tmp_path / "runs" / "gpu")
+    assert record["init_from"]["run"] == "gpu"
     assert record["init_from"]["sessions"] == [{"backend": "jax", "from_epoch": 0}]
 
 

@@ -2,8 +2,9 @@
 
 For each ``model_<mode>.tflite``: median and p90 over ``runs`` invocations after ``warmup`` ones,
 with each thread count asked for (ai-edge-litert, XNNPACK, batch 1, a fixed real-looking image).
-The Keras baseline is the run's checkpoint named in metadata.json (or, where that is gone, the
-exported SavedModel through TensorFlow), called as a traced function on the same image; TensorFlow
+The Keras baseline is the run's checkpoint (``run``, else the one metadata.json names,
+``RUN_NAME/best.keras``, looked for in the working folder and in ``runs/``; where it is not on
+this machine, the exported SavedModel through TensorFlow), called as a traced function on the same image; TensorFlow
 uses all cores and cannot change that after start-up, so its thread column says "all".
 """
 
@@ -43,12 +44,23 @@ def time_tflite(path, image, threads, runs, warmup):
     return _stats(time_calls(lambda: model(image), runs, warmup))
 
 
-def keras_baseline(meta, folder):
+def _checkpoint(meta, run=None):
+    """The export's .keras checkpoint on this machine, or None."""
+    named = Path(str(meta.get("model", {}).get("checkpoint", "")))
+    if run is not None:
+        return Path(run) / named.name
+    for candidate in (named, Path("runs") / named):
+        if named.name and candidate.is_file():
+            return candidate
+    return None
+
+
+def keras_baseline(meta, folder, run=None):
     """(label, callable on a uint8 batch) for the Keras model or, failing that, the SavedModel."""
     import tensorflow as tf
 
-    checkpoint = Path(str(meta.get("model", {}).get("checkpoint", "")))
-    if checkpoint.is_file():
+    checkpoint = _checkpoint(meta, run)
+    if checkpoint is not None and checkpoint.is_file():
         from kseg.models import load_model, rebuild
 
         model = load_model(checkpoint, compile=False)
@@ -63,7 +75,8 @@ def keras_baseline(meta, folder):
     return "SavedModel (TensorFlow)", lambda x: serve(images=x)
 
 
-def benchmark_folder(folder, runs=50, warmup=5, threads=(1, 2), keras=True, log=logger.info):
+def benchmark_folder(folder, runs=50, warmup=5, threads=(1, 2), keras=True, log=logger.info,
+                     run=None):
     """Rows of {"model", "threads", "median_ms", "p90_ms", "size_bytes"} for the folder's files."""
     folder = Path(folder)
     meta = read_metadata(folder)
@@ -73,7 +86,7 @@ def benchmark_folder(folder, runs=50, warmup=5, threads=(1, 2), keras=True, log=
     if keras:
         import tensorflow as tf
 
-        label, fn = keras_baseline(meta, folder)
+        label, fn = keras_baseline(meta, folder, run)
         x = tf.constant(image[None])
 
         def call():

@@ -114,7 +114,7 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
         meta = make_metadata(
             classes, height, width, output, config.ignore_index,
             model={"name": config.model, "options": model_options,
-                   "checkpoint": str(model_path), "run": run.path.resolve().name,
+                   "checkpoint": _named_in_run(model_path, run), "run": run.path.resolve().name,
                    "training": trained},
             kseg_version=__version__,
             metrics={"validation_data": val.where, **results},
@@ -312,7 +312,7 @@ def _describer(config, classes, name, license, output, note=""):
 def training_record(run, depth=4):
     """What trained ``run`` (its sessions.json), and the same for the run its weights started from
     (``--init-from``), followed ``depth`` runs back."""
-    record = {"run": str(run.path), "sessions": run.sessions()}
+    record = {"run": run.path.resolve().name, "sessions": run.sessions()}
     source = run.config().get("init_from")  # as typed to kseg train, from its working folder
     if source:
         found = _located(source, run.path)
@@ -321,8 +321,15 @@ def training_record(run, depth=4):
             folder = folder.parent
         parent = RunDir(folder)
         record["init_from"] = (training_record(parent, depth - 1) if depth > 1 and parent.exists
-                               else {"run": str(source)})
+                               else {"run": Path(source).name})
     return record
+
+
+def _named_in_run(path, run):
+    """``RUN_NAME/best.keras``: a file of the run by the run's name, not the training machine's
+    path (metadata.json travels with the files)."""
+    run_path = run.path.resolve()
+    return str(Path(run_path.name) / Path(path).resolve().relative_to(run_path))
 
 
 def _located(source, run_path):
