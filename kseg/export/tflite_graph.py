@@ -82,16 +82,22 @@ def _operator(model, subgraph, builtin, version, inputs, outputs, options_type=0
     subgraph.operators.append(op)
 
 
-def append_probabilities(data):
-    """.tflite bytes whose single ``[1, H, W, C]`` scores output is replaced by float32 softmax
-    probabilities over C, with a ``serving_default`` signature. Returns the new bytes."""
-    s = _schema()
-    model = read_model(data)
+def _single_graph(model):
+    """The one subgraph of a kseg file, with its one input and one output."""
     if len(model.subgraphs) != 1:
         raise ValueError(f"expected one subgraph, found {len(model.subgraphs)}")
     graph = model.subgraphs[0]
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise ValueError("expected one input and one output tensor")
+    return graph
+
+
+def append_probabilities(data):
+    """.tflite bytes whose single ``[1, H, W, C]`` scores output is replaced by float32 softmax
+    probabilities over C, with a ``serving_default`` signature. Returns the new bytes."""
+    s = _schema()
+    model = read_model(data)
+    graph = _single_graph(model)
     out = int(graph.outputs[0])
     scores = graph.tensors[out]
     if len(scores.shape) != 4:
@@ -120,11 +126,7 @@ def name_io(data):
     a ``serving_default`` signature: for a graph that ends in probabilities already (a
     full-integer file's int8 softmax, quantized to uint8)."""
     model = read_model(data)
-    if len(model.subgraphs) != 1:
-        raise ValueError(f"expected one subgraph, found {len(model.subgraphs)}")
-    graph = model.subgraphs[0]
-    if len(graph.inputs) != 1 or len(graph.outputs) != 1:
-        raise ValueError("expected one input and one output tensor")
+    graph = _single_graph(model)
     inp, out = int(graph.inputs[0]), int(graph.outputs[0])
     graph.tensors[inp].name = INPUT_NAME.encode()
     graph.tensors[out].name = OUTPUT_NAME.encode()

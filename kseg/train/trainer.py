@@ -143,7 +143,7 @@ def compile_model(model, config, num_classes, steps_per_epoch, weights=None):
 def use_jit(config):
     """XLA for the train step: asked for, or always under JAX, where a step that is not jitted
     runs op by op from Python (measured on an H200: 3 s per DeepLabv3+ step instead of 45-75 ms).
-    Off by default under TensorFlow (about 6x slower on the 2-core CPU)."""
+    Off by default under TensorFlow (slower on CPUs: docs/training.md)."""
     return bool(config.jit_compile) or keras.backend.backend() == "jax"
 
 
