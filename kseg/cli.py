@@ -247,8 +247,9 @@ def _source_for(predictor, data, split, data_opts):
               "flip,turns: all 8 symmetries of the square (data with no up or left; "
               "kseg orientation RUN tells).")
 def evaluate(models, data, split, data_opts, output_stride, json_path, tta):
-    """Score MODELS (run folders or .keras files): per-class IoU, mIoU, pixel accuracy. Several
-    models are scored as one ensemble (the mean of their class probabilities)."""
+    """Score MODELS (run folders, .keras files or exported .tflite files): per-class IoU, mIoU,
+    pixel accuracy. Several models are scored as one ensemble (the mean of their class
+    probabilities). An exported file is scored as a client shows it (its data: --data)."""
     from kseg.inference import Ensemble, evaluate as run_eval, format_scores, load
 
     model = models[0] if len(models) == 1 else f"ensemble of {len(models)}"
@@ -282,7 +283,8 @@ def evaluate(models, data, split, data_opts, output_stride, json_path, tta):
               "megapixels) instead of at the model's size, which is what the exported files and "
               "kseg.runtime do.")
 def predict(model, images, out, tta, native):
-    """Segment IMAGES with MODEL; writes coloured masks, overlays and label PNGs."""
+    """Segment IMAGES with MODEL (a run folder, .keras or exported .tflite file); writes
+    coloured masks, overlays and label PNGs."""
     from kseg.inference import load, predict_files
 
     written = predict_files(load(model), images, out, tta=_tta(tta), native=native)

@@ -76,15 +76,51 @@ class KerasPredictor(Predictor):
         return KerasPredictor(model, config=self.config, classes=self.classes, name=self.name)
 
 
+class TFLitePredictor(Predictor):
+    """An exported ``.tflite`` file (beside its metadata.json), run by ``kseg.runtime``: what a
+    device computes. A file that ends at the network's own stride has its probabilities brought
+    to the input size bilinearly as MediaPipe's category mask does (``kseg.resize.mask_scores``),
+    so ``kseg evaluate`` and ``kseg predict`` show what a client shows."""
+
+    def __init__(self, path, num_threads=2):
+        from kseg.runtime import Segmenter
+
+        self.segmenter = Segmenter(path, num_threads=num_threads)
+        model = self.segmenter.model
+        self.classes = list(self.segmenter.classes)
+        self.input_size = (model.height, model.width)
+        self.name = str(model.path)
+
+    def predict_proba(self, images):
+        from kseg.resize import mask_scores
+
+        model, n = self.segmenter.model, len(self.classes)
+        out = []
+        for image in np.asarray(images):
+            y = model(image)
+            if y.ndim == 2:  # a labels file: its argmax, as one-hot probabilities
+                y = np.eye(n, dtype=np.float32)[np.clip(y, 0, n - 1)]
+            elif model.output_size != self.input_size:
+                y = mask_scores(y, self.input_size)
+            out.append(y)
+        return np.stack(out).astype(np.float32)
+
+    def rebuilt(self, input_shape=None, output_stride=None):
+        raise ConfigError(f"{self.name}: an exported file's graph is fixed (its input size and "
+                          "output stride); give the run folder to rebuild the model")
+
+
 def load(path):
-    """The ``KerasPredictor`` of a run folder (its best checkpoint) or a ``.keras`` file (with
-    its run's configuration when it sits in a run folder). Mixed-precision checkpoints are
-    rebuilt in float32."""
+    """The predictor of a run folder (its best checkpoint), a ``.keras`` file (with its run's
+    configuration when it sits in a run folder) or an exported ``.tflite`` file
+    (``TFLitePredictor``). Mixed-precision checkpoints are rebuilt in float32."""
     from kseg.models import load_model, rebuild
     from kseg.train.config import TrainConfig
     from kseg.train.rundir import RunDir
 
     path = Path(path)
+    if path.suffix == ".tflite" and path.is_file():
+        return TFLitePredictor(path)
     if path.is_dir():
         run = RunDir(path)
         if not run.exists:

@@ -200,3 +200,34 @@ def test_benchmark_shows_the_npu_figures_beside_the_timings(low_res_export):
     assert "| model_int8-npu.tflite | 1 |" in table  # timed on the CPU like every file
     assert f"| {record['compiled_file']} | {ACCELERATOR} | {record['npu_operators']} / 0 |" in table
     assert "estimate" in table
+
+
+def test_evaluate_and_predict_read_an_exported_file_as_a_client_shows_it(low_res_export,
+                                                                          tmp_path):
+    """kseg evaluate / predict take a .tflite file: scores at the network's stride are brought
+    to the image as MediaPipe's category mask is, so they show kseg.runtime's mask."""
+    from PIL import Image
+
+    from kseg.inference import TFLitePredictor, load
+
+    path = low_res_export / "model_float32.tflite"
+    predictor = load(path)
+    assert isinstance(predictor, TFLitePredictor) and predictor.input_size == (SIZE, SIZE)
+    images = np.stack(_images(3))
+    seg = Segmenter(path)
+    np.testing.assert_array_equal(predictor.predict_labels(images),
+                                  np.stack([seg.segment(im) for im in images]))
+    with pytest.raises(ValueError, match="fixed"):
+        predictor.rebuilt(input_shape=(None, None, 3))
+
+    scores = tmp_path / "scores.json"
+    r = invoke("evaluate", path, "--data", "shapes:64", "--json", scores)
+    assert r.exit_code == 0, r.output
+    assert str(path) in r.output.splitlines()[0]
+    Image.fromarray(images[0]).save(tmp_path / "a.png")
+    r = invoke("predict", path, tmp_path / "a.png", "--out", tmp_path / "pred")
+    assert r.exit_code == 0, r.output
+    labels = np.asarray(Image.open(tmp_path / "pred" / "a_labels.png"))
+    np.testing.assert_array_equal(labels, seg.segment(images[0]))
+    result = json.loads(scores.read_text())
+    assert result["classes"] == predictor.classes and 0 <= result["miou"] <= 1
