@@ -37,6 +37,7 @@ import os
 import shutil
 import socket
 import sys
+import zipfile
 from pathlib import Path
 
 from kseg.errors import KsegError, StorageError
@@ -433,3 +434,26 @@ class Lock:
     def __exit__(self, *exc):
         self.release()
 
+
+# -- checkpoints -------------------------------------------------------------------------------
+
+KERAS_MEMBERS = ("metadata.json", "config.json", "model.weights.h5")  # what a .keras zip holds
+
+
+def checkpoint_problem(path):
+    """What is wrong with the .keras file ``path`` (None: it is complete): missing, not a zip (a
+    truncated file has lost the directory at its end), without a member Keras needs, or a member
+    whose bytes fail their CRC."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            missing = [m for m in KERAS_MEMBERS if m not in z.namelist()]
+            if missing:
+                return f"it holds no {', '.join(missing)}"
+            bad = z.testzip()
+            if bad is not None:
+                return f"its {bad} fails its checksum"
+    except FileNotFoundError:
+        return "the file is missing"
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
+        return f"not a complete .keras file: {exc}"
+    return None

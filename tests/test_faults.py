@@ -196,6 +196,12 @@ def test_a_damaged_checkpoint_falls_back_to_the_one_before_or_says_what_to_do(tm
     assert "the checkpoint of epoch 3, is damaged" in output and "no intact earlier" in output
     assert "--overwrite" in output
     assert _state(run) == 3  # nothing was changed
+    # a damaged best.keras is named by the commands that read it, too
+    best = run / "best.keras"
+    os.truncate(best, best.stat().st_size // 2)
+    for command in (("evaluate", run), ("export", run, "--out", tmp_path / "exp")):
+        output = _fails_cleanly(invoke(*command))
+        assert f"{best}: cannot load the model: not a complete .keras file" in output, output
 
 
 SIGNAL_RUN = CLI + ["--data", "shapes:240", "--image-size", "32", "32", "--batch-size", "8",

@@ -11,8 +11,16 @@ from kseg.models.registry import (ModelConfigError, build, is_mixed_precision, n
 
 
 def load_model(path, compile=True):
-    """Load a kseg ``.keras`` file (registers kseg's layers, losses and metrics first)."""
+    """Load a kseg ``.keras`` file (registers kseg's layers, losses and metrics first); a
+    missing or damaged file is an ``InputError`` that says so."""
     import keras
+
+    from kseg.errors import InputError
+    from kseg.files import checkpoint_problem
+
+    problem = checkpoint_problem(path)
+    if problem is not None:
+        raise InputError(f"{path}: cannot load the model: {problem}")
 
     from kseg import losses, metrics  # noqa: F401  (register serializable classes)
     from kseg.train import schedules  # noqa: F401

@@ -21,17 +21,17 @@ checkpoint of the epoch before stays until the next one is committed, so a check
 later (a disk fault, a copy cut short) has one to fall back to (``resume_state``).
 """
 
-import logging
 import json
+import logging
 import math
 import os
 import re
 import shutil
-import zipfile
 from pathlib import Path
 
 from kseg.errors import KsegError
-from kseg.files import Lock, atomic_file, ensure_space, write_json_atomic
+from kseg.files import (Lock, atomic_file, checkpoint_problem, ensure_space,
+                        write_json_atomic)
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,6 @@ LAST = "last.keras"
 BEST = "best.keras"
 CHECKPOINTS = "checkpoints"
 KEEP_CHECKPOINTS = 2  # the committed epoch's, and the one before it to fall back to
-KERAS_MEMBERS = ("metadata.json", "config.json", "model.weights.h5")  # what a .keras zip holds
 
 
 class RunConflictError(KsegError, RuntimeError):
@@ -52,25 +51,6 @@ class RunConflictError(KsegError, RuntimeError):
 
 class DamagedCheckpointError(KsegError, RuntimeError):
     """The run's checkpoint is damaged and no intact earlier one is kept."""
-
-
-def checkpoint_problem(path):
-    """What is wrong with the .keras file ``path`` (None: it is complete): missing, not a zip (a
-    truncated file has lost the directory at its end), without a member Keras needs, or a member
-    whose bytes fail their CRC."""
-    try:
-        with zipfile.ZipFile(path) as z:
-            missing = [m for m in KERAS_MEMBERS if m not in z.namelist()]
-            if missing:
-                return f"it holds no {', '.join(missing)}"
-            bad = z.testzip()
-            if bad is not None:
-                return f"its {bad} fails its checksum"
-    except FileNotFoundError:
-        return "the file is missing"
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError) as exc:
-        return f"not a complete .keras file: {exc}"
-    return None
 
 
 def read_json(path):

@@ -73,7 +73,7 @@ def pack(run, dest):
     of the packed best.keras."""
     from kseg.files import atomic_file, write_bytes_atomic
     from kseg.models import load_model
-    from kseg.train.rundir import checkpoint_problem
+    from kseg.files import checkpoint_problem
 
     run, dest = Path(run), Path(dest)
     if not (run / "best.keras").is_file():
