@@ -14,6 +14,7 @@ gradients stay finite for extreme logits.
 """
 
 import inspect
+import math
 
 import keras
 from keras import ops
@@ -105,6 +106,45 @@ class SparseCrossEntropy(_SegLoss):
 
     def get_config(self):
         return {**super().get_config(), "class_weights": self.class_weights}
+
+
+@keras.saving.register_keras_serializable(package="kseg")
+class OhemCrossEntropy(_SegLoss):
+    """Cross-entropy over the hard pixels only: online hard example mining (Shrivastava et al.,
+    2016), in the form BiSeNet and Fast-SCNN's public recipes train with. A pixel is hard when its
+    true class gets a probability below ``threshold``; at least ``min_kept`` (a fraction of the
+    batch's pixels) of the highest-loss valid pixels are always kept, so an easy batch still
+    trains. ``class_weights`` weight the kept pixels as in ``SparseCrossEntropy``."""
+
+    def __init__(self, threshold=0.7, min_kept=1 / 16, class_weights=None, name="ohem", **kwargs):
+        super().__init__(name=name, **kwargs)
+        if not 0 < float(threshold) <= 1 or not 0 < float(min_kept) <= 1:
+            raise ConfigError(f"OHEM needs threshold and min_kept in (0, 1], got {threshold} "
+                              f"and {min_kept}")
+        self.threshold, self.min_kept = float(threshold), float(min_kept)
+        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+
+    def call(self, y_true, y_pred):
+        log_probs = _log_probs(y_pred, self.from_logits)
+        labels, valid = _labels_and_mask(y_true, self.ignore_index)
+        num_classes = log_probs.shape[-1]
+        nll = -ops.sum(ops.one_hot(labels, num_classes, dtype="float32") * log_probs, axis=-1)
+        flat = ops.reshape(ops.where(valid > 0, nll, -ops.ones_like(nll)), (-1,))  # ignored: last
+        n = ops.shape(flat)[0]
+        keep = ops.maximum(ops.cast(ops.cast(n, "float32") * self.min_kept, "int32"), 1)
+        kth = ops.take(ops.sort(ops.stop_gradient(flat)), n - keep)  # the keep-th largest loss
+        # p(true) < threshold  <=>  nll > -log(threshold)
+        hard = ops.logical_or(nll > -math.log(self.threshold), nll >= kth)
+        weights = valid * ops.cast(hard, "float32")
+        cw = _per_class(self.class_weights, num_classes, "class_weights")
+        if cw is not None:
+            weights = weights * ops.take(cw, labels)
+        weights = ops.stop_gradient(weights)
+        return ops.sum(nll * weights) / ops.maximum(ops.sum(weights), _EPS)
+
+    def get_config(self):
+        return {**super().get_config(), "threshold": self.threshold, "min_kept": self.min_kept,
+                "class_weights": self.class_weights}
 
 
 @keras.saving.register_keras_serializable(package="kseg")
@@ -341,7 +381,7 @@ class Distillation(keras.losses.Loss):
                 "ignore_index": self.ignore_index}
 
 
-_LOSSES = {"ce": SparseCrossEntropy, "focal": FocalLoss, "dice": DiceLoss, "tversky": TverskyLoss,
+_LOSSES = {"ce": SparseCrossEntropy, "ohem": OhemCrossEntropy, "focal": FocalLoss, "dice": DiceLoss, "tversky": TverskyLoss,
            "lovasz": LovaszSoftmaxLoss}
 # CLI-level option names -> constructor argument, per loss
 _ALIASES = {

@@ -24,7 +24,7 @@ for name, opts, loss in [  # U-Net trains under JAX end to end in the test below
     ("deeplabv3", dict(backbone="resnet18", width=0.125, aspp_channels=8, output_stride=8), "ce"),
     ("deeplabv3plus", dict(backbone="mobilenetv2", width=0.35, aspp_channels=8,
                            low_level_channels=8, decoder_channels=8), "ce+lovasz"),
-    ("fastscnn", dict(width=0.25), "ce"),
+    ("fastscnn", dict(width=0.25), "ohem"),
 ]:
     t0 = time.time()
     m = models.build(name, num_classes=3, input_shape=(64, 64, 3), **opts)

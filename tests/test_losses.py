@@ -295,3 +295,33 @@ def test_uses_class_weights_names_the_losses_that_take_them():
     assert losses.uses_class_weights("dice + focal")  # focal's alpha
     for spec in ("dice", "tversky", "lovasz", "dice+lovasz"):
         assert not losses.uses_class_weights(spec)
+
+
+def test_ohem_averages_the_cross_entropy_of_the_hard_pixels():
+    import keras
+
+    from kseg.losses import OhemCrossEntropy, get
+
+    rng = np.random.default_rng(3)
+    logits = (rng.normal(size=(2, 8, 8, 4)) * 3).astype(np.float32)
+    labels = rng.integers(0, 4, (2, 8, 8))
+    labels[0, :2] = 255
+    z = logits - logits.max(-1, keepdims=True)
+    logp = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(logp, np.where(labels == 255, 0, labels)[..., None], -1)[..., 0]
+    valid = labels != 255
+    for threshold, min_kept in ((0.7, 1 / 16), (0.05, 0.25), (1.0, 0.01)):
+        k = max(int(nll.size * min_kept), 1)
+        kth = np.sort(np.where(valid, nll, -1.0).ravel())[nll.size - k]
+        hard = valid & ((np.exp(-nll) < threshold) | (nll >= kth))
+        want = nll[hard].mean()
+        got = float(OhemCrossEntropy(threshold=threshold, min_kept=min_kept)(labels, logits))
+        assert got == pytest.approx(want, rel=1e-5), (threshold, min_kept)
+    # threshold 1 keeps every pixel not predicted with certainty: the plain cross-entropy
+    assert float(OhemCrossEntropy(threshold=1.0)(labels, logits)) == pytest.approx(
+        float(get("ce")(labels, logits)), rel=1e-5)
+    loss = get("ohem", class_weights=[1, 2, 3, 4])
+    again = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert again.class_weights == [1, 2, 3, 4] and again.threshold == 0.7
+    with pytest.raises(ValueError, match="OHEM"):
+        OhemCrossEntropy(threshold=0)

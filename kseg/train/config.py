@@ -159,7 +159,7 @@ class TrainConfig:
         "epoch count (at most --epochs) is fitted to it and the schedule rebuilt to end on "
         "time; kept in RUN/budget.json on resume."))
     # --- loss ---
-    loss: str = option("ce", help="ce | focal | dice | tversky | lovasz, or a sum such as "
+    loss: str = option("ce", help="ce | ohem | focal | dice | tversky | lovasz, or a sum such as "
                        "focal+dice.")
     loss_weights: list = option(None, parse=parse_floats, type=str,
                                 help="Comma-separated weights of a summed loss, e.g. 1,1.")
