@@ -317,6 +317,9 @@ def predict(model, images, out, tta, native):
               help="Verify on at most this many validation images (default: all).")
 @click.option("--output-stride", type=click.Choice(["8", "16", "32"]),
               help="Export at another output stride with the same weights (DeepLab).")
+@click.option("--checkpoint", type=click.Choice(["best", "last"]), default="best",
+              show_default=True, help="best: the epoch with the best val mIoU. last: the last "
+              "epoch's (a final model trained on train+val has no val to select on).")
 @click.option("--no-rescue", is_flag=True, help="Fail an int8 file over the budget instead of "
               "keeping its most quantization-hurt layers in float.")
 @click.option("--output-resolution", type=click.Choice(["full", "model"]), default="full",
@@ -327,9 +330,10 @@ def predict(model, images, out, tta, native):
               "this --accelerator-config (e.g. ethos-u65-256) and record its estimates; needs "
               "pip install 'kseg[npu]'.")
 def export(run, tflite, quantize, representative, output_kind, kseg_runtime_only, model_name,
-           license_text, max_miou_drop, out, overwrite, verify_images, output_stride, no_rescue,
-           output_resolution, npu):
-    """Export RUN's best model (SavedModel + TFLite), verified before it is kept."""
+           license_text, max_miou_drop, out, overwrite, verify_images, output_stride, checkpoint,
+           no_rescue, output_resolution, npu):
+    """Export RUN's best model (or its last: --checkpoint last) as SavedModel + TFLite, verified
+    before it is kept."""
     from kseg.export import export_run
     from kseg.report.tables import format_export
 
@@ -339,7 +343,8 @@ def export(run, tflite, quantize, representative, output_kind, kseg_runtime_only
                       max_images=verify_images,
                       output_stride=int(output_stride) if output_stride else None,
                       rescue=not no_rescue, name=model_name, license=license_text,
-                      kseg_runtime_only=kseg_runtime_only, resolution=output_resolution, npu=npu)
+                      kseg_runtime_only=kseg_runtime_only, resolution=output_resolution, npu=npu,
+                      checkpoint=checkpoint)
     click.echo(format_export(meta, out))
 
 

@@ -498,3 +498,14 @@ def test_export_cleans_up_only_partial_folders_of_dead_exports(run_dir, tmp_path
     dead.mkdir()
     assert invoke("export", run_dir, "--out", tmp_path / "exp").exit_code == 0
     assert live.is_dir() and not dead.exists()
+
+
+def test_export_of_the_last_epochs_checkpoint(run_dir, tmp_path):
+    """--checkpoint last: a final model trained on train+val has no val to select on."""
+    r = invoke("export", run_dir, "--checkpoint", "last", "--out", tmp_path / "last")
+    assert r.exit_code == 0, r.output
+    meta = json.loads((tmp_path / "last" / "metadata.json").read_text())
+    assert meta["model"]["checkpoint"] == f"{run_dir.name}/last.keras"
+    r = invoke("export", run_dir, "--out", tmp_path / "best")
+    assert json.loads((tmp_path / "best" / "metadata.json").read_text())["model"][
+        "checkpoint"] == f"{run_dir.name}/best.keras"

@@ -7,6 +7,9 @@
 #               final model once the recipe is fixed on val       default ../shared/data/camvid
 #       RUN     run folder                                        default runs/camvid-fast
 #   env: BUDGET_S  wall-clock budget for the whole run, seconds   default 7200 (2 h)
+#        EPOCHS    a fixed epoch count instead of fitting one to BUDGET_S: the final
+#                  train+val model (no val left to select on: export it with
+#                  `kseg export RUN --checkpoint last ...`) and the ablation rows
 #        KSEG      how to call kseg                               default kseg
 #        EXTRA     more `kseg train` options, appended (a later option wins)
 #
@@ -28,7 +31,12 @@ args=(--data "$spec" --model fastscnn --image-size 360 480 --batch-size 8
       --optimizer adamw --learning-rate 4e-3 --schedule poly --warmup-epochs 2
       --class-weights median-frequency --augment strong
       --copy-paste 0.3 --copy-paste-classes Pole,SignSymbol,Car,Pedestrian,Bicyclist,Fence
-      --cache memory --out "$RUN" --epochs 300 --time-budget "${BUDGET_S}s")
+      --cache memory --out "$RUN")
+if [ -n "${EPOCHS:-}" ]; then
+  args+=(--epochs "$EPOCHS")
+else
+  args+=(--epochs 300 --time-budget "${BUDGET_S}s")
+fi
 # shellcheck disable=SC2206
 args+=(${EXTRA:-})
 

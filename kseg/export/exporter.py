@@ -63,8 +63,11 @@ def representative_images(config, count):
 def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="scores",
                min_agreement=MIN_AGREEMENT, max_miou_drop=MAX_MIOU_DROP, representative=200,
                max_images=None, output_stride=None, rescue=True, name=None, license="",
-               kseg_runtime_only=False, resolution="full", npu=None, log=logger.info):
-    """Export the best checkpoint of the run at ``run_path`` to the folder ``out``.
+               kseg_runtime_only=False, resolution="full", npu=None, checkpoint="best",
+               log=logger.info):
+    """Export the best checkpoint of the run at ``run_path`` (by val mIoU; ``checkpoint="last"``:
+    the last epoch's, for a run whose validation data is inside its training data, as a final
+    model trained on train+val) to the folder ``out``.
 
     Float files (float32, float16) must agree with the Keras argmax on ``min_agreement`` of the
     validation pixels; quantized ones (dynamic, int8, int8-npu) and every file at
@@ -89,7 +92,7 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
     _check_request(modes, output, kseg_runtime_only, resolution, npu, log)
     out = Path(out)
     run, config, classes, trained = _open_run(run_path, out, overwrite)
-    model, model_options, model_path = _load_model(run, config, output_stride)
+    model, model_options, model_path = _load_model(run, config, output_stride, checkpoint)
     height, width = config.image_size
     log(f"exporting {model_path} ({height}x{width}, {len(classes)} classes) to {out}")
 
@@ -173,12 +176,19 @@ def _open_run(run_path, out, overwrite):
     return run, config, classes, trained
 
 
-def _load_model(run, config, output_stride):
+CHECKPOINTS = ("best", "last")
+
+
+def _load_model(run, config, output_stride, checkpoint="best"):
     """(model, its options, checkpoint path): the run's best weights in a float32 model built for
     the export size (a model trained on crops takes any size; a mixed-precision run), at another
     output stride if asked (DeepLab)."""
     height, width = config.image_size
-    model_path = run.best_model_path()
+    if checkpoint not in CHECKPOINTS:
+        raise ExportError(f"checkpoint must be one of {', '.join(CHECKPOINTS)}, got {checkpoint!r}")
+    model_path = run.best_model_path() if checkpoint == "best" else run.file("last.keras")
+    if not model_path.is_file():
+        raise ExportError(f"{model_path}: missing (has the run finished an epoch?)")
     model = load_model(model_path, compile=False)
     model, model_options = rebuild(model, config.model, config.model_options,
                                    input_shape=(height, width, 3), output_stride=output_stride)
