@@ -252,3 +252,20 @@ def test_sigint_and_sigterm_abandon_the_epoch_and_the_same_command_resumes(tmp_p
     for a, b in zip(got, want):
         for key in ("loss", "miou", "val_loss", "val_miou"):
             assert a[key] == pytest.approx(b[key], rel=2e-3, abs=2e-4), (a["epoch"], key)
+
+
+def test_sigterm_during_an_export_leaves_the_destination_as_it_was(tmp_path):
+    run, out = tmp_path / "run", tmp_path / "exported"
+    assert invoke("train", *TINY, "--epochs", "1", "--out", run).exit_code == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kseg.cli", "export", str(run), "--tflite", "--quantize",
+         "float32,int8", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, cwd=REPO)
+    # the export has started writing its temporary folder beside the destination
+    _wait_for(lambda: any(p.name.endswith(".partial") for p in tmp_path.iterdir()), proc)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in stderr, stderr[-3000:]
+    assert (f"interrupted (SIGTERM): {out} is as it was before this export; the same command "
+            "exports again") in stdout + stderr
+    assert not out.exists() and _hidden(tmp_path) == []  # no temporary, no lock left

@@ -11,7 +11,7 @@ import functools
 import json
 from pathlib import Path
 
-from kseg import __version__
+from kseg import __version__, interrupts
 from kseg.contract import METADATA, make_metadata, tflite_name
 from kseg.data.pipeline import evaluation_dataset
 from kseg.errors import KsegError
@@ -35,14 +35,21 @@ class ExportError(KsegError, RuntimeError):
 
 
 def _holding_out(export):
-    """``export(run_path, out, ...)`` run while it holds the lock of ``out``: a second export to
-    the same folder is refused at once."""
+    """``export(run_path, out, ...)`` run while it holds the lock of ``out`` (a second export to
+    the same folder is refused at once), with SIGTERM handled as Ctrl-C (the temporary folder is
+    removed, ``out`` is left as it was)."""
 
     @functools.wraps(export)
     def locked(run_path, out, **kwargs):
-        with Lock(out, advice="wait for it to finish or stop it (kill {pid}), or export to "
-                  "another --out"):
-            return export(run_path, out, **kwargs)
+        try:
+            with interrupts.sigterm_as_interrupt(), Lock(
+                    out, advice="wait for it to finish or stop it (kill {pid}), or export to "
+                    "another --out"):
+                return export(run_path, out, **kwargs)
+        except KeyboardInterrupt as exc:
+            logger.warning("interrupted (%s): %s is as it was before this export; the same "
+                           "command exports again", interrupts.how(exc), out)
+            raise
 
     return locked
 

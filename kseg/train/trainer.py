@@ -10,15 +10,13 @@ import contextlib
 import dataclasses
 import logging
 import os
-import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
 import keras
 
-from kseg import __version__, losses, metrics, models
+from kseg import __version__, interrupts, losses, metrics, models
 from kseg.data import DatasetError
 from kseg.data.balance import class_weights
 from kseg.errors import ConfigError
@@ -245,7 +243,7 @@ class Training:
         keras.mixed_precision.set_global_policy(self.policy)
         lock = self.run.lock() if self.devices.chief else contextlib.nullcontext()
         try:
-            with _sigterm_as_interrupt(), lock:
+            with interrupts.sigterm_as_interrupt(), lock:
                 if self.config.time_budget:
                     return self.fit_in_budget(stop_after)
                 return self.fit(stop_after)
@@ -487,34 +485,9 @@ class Training:
         return result
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a job scheduler's or a preemptible machine's stop) arrived while training: handled
-    as Ctrl-C is, the epoch in progress abandoned."""
-
-
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """While training, SIGTERM raises ``Terminated`` (a ``KeyboardInterrupt``) in the main thread,
-    as Ctrl-C raises ``KeyboardInterrupt``: what was committed stays, temporaries are removed,
-    the run folder's lock is released."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum, frame):
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough: let the clean-up run
-        raise Terminated()
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _interrupted(out, exc):
     """What an interrupted training call says: what is kept and how to resume."""
-    how = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+    how = interrupts.how(exc)
     try:
         done = RunDir(out).state()["epoch"]
     except (OSError, ValueError, KeyError):
