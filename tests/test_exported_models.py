@@ -12,18 +12,29 @@ from kseg.data import open_source
 from kseg.metrics import confusion_matrix, scores
 from kseg.runtime import Segmenter
 
-FOLDERS = sorted(p.parent for p in (REPO / "exported").glob("*/metadata.json"))
+EXPORTED = REPO / "exported"
+# every committed export, those in subfolders (camvid-fast/stride8: the same model's files at the
+# network's own stride) too
+FOLDERS = sorted(p.parent for p in EXPORTED.rglob("metadata.json"))
+IDS = [f.relative_to(EXPORTED).as_posix() for f in FOLDERS]
+
+
+def _camvid_val(root):
+    return open_source(f"camvid:{root}", "val", image_size=(360, 480))
+
+
 # how each committed model's validation data is opened from ../shared/data
 DATA = {
-    "camvid": (("camvid",), lambda root: open_source(f"camvid:{root}", "val", image_size=(360, 480))),
-    "camvid-fast": (("camvid",), lambda root: open_source(f"camvid:{root}", "val", image_size=(360, 480))),
+    "camvid": (("camvid",), _camvid_val),
+    "camvid-fast": (("camvid",), _camvid_val),
+    "camvid-fast/stride8": (("camvid",), _camvid_val),
     "isbi2012": (("isbi2012", "train"), lambda root: open_source(
         str(root), "val", classes=["membrane", "cell"], remap={255: 1}, val_split="last",
         image_size=(512, 512))),
 }
 
 
-@pytest.mark.parametrize("folder", FOLDERS, ids=[f.name for f in FOLDERS])
+@pytest.mark.parametrize("folder", FOLDERS, ids=IDS)
 def test_committed_model_keeps_the_contract_and_size_budget(folder):
     meta = read_metadata(folder)  # validates the metadata
     files = sorted(folder.glob("model_*.tflite"))
@@ -42,11 +53,12 @@ def test_committed_model_keeps_the_contract_and_size_budget(folder):
         assert meta["metrics"][f.stem.split("_", 1)[1]]["size_bytes"] == f.stat().st_size
 
 
-@pytest.mark.parametrize("folder", FOLDERS, ids=[f.name for f in FOLDERS])
+@pytest.mark.parametrize("folder", FOLDERS, ids=IDS)
 def test_committed_model_reproduces_its_recorded_validation_scores(folder):
-    if folder.name not in DATA:
-        pytest.skip(f"no validation data known for exported/{folder.name}")
-    parts, opener = DATA[folder.name]
+    name = folder.relative_to(EXPORTED).as_posix()
+    if name not in DATA:
+        pytest.skip(f"no validation data known for exported/{name}")
+    parts, opener = DATA[name]
     source = opener(shared(*parts))
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["metrics"]["images"] == len(source)

@@ -233,7 +233,10 @@ def test_task_library_reads_the_file_as_it_is(exported, mode, tmp_path):
     assert np.mean(theirs == ours) >= (1.0 if mode == "float32" else 0.999)
 
 
-SHIPPED = sorted(p.parent for p in (Path(__file__).resolve().parents[1] / "exported").glob("*/metadata.json"))
+EXPORTED = Path(__file__).resolve().parents[1] / "exported"
+# every shipped export, those in subfolders (exported/camvid-fast/stride8) too
+SHIPPED = sorted(p.parent for p in EXPORTED.rglob("metadata.json"))
+SHIPPED_IDS = [f.relative_to(EXPORTED).as_posix() for f in SHIPPED]
 
 
 def _sample(meta, seed=0):
@@ -241,18 +244,24 @@ def _sample(meta, seed=0):
     return [np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)]
 
 
-@pytest.mark.parametrize("folder", SHIPPED, ids=[f.name for f in SHIPPED])
+@pytest.mark.parametrize("folder", SHIPPED, ids=SHIPPED_IDS)
 def test_shipped_files_work_in_mediapipe(folder):
     meta = read_metadata(folder)
     for path in sorted(folder.glob("model_*.tflite")):
         images = _sample(meta)
         labels, masks, confidences = _mediapipe_segment(path, images)
         assert labels == meta["classes"], path
-        np.testing.assert_allclose(confidences[0].sum(-1), 1.0, atol=1e-4)
-        assert np.mean(masks[0] == TFLiteModel(path).labels(images[0])) >= 0.999, path
+        model = TFLiteModel(path)
+        # an int8-npu file's uint8 probabilities are each within a step of the true value
+        step = model.output["quantization"][0] if model.output["dtype"] == np.uint8 else 0.0
+        np.testing.assert_allclose(confidences[0].sum(-1), 1.0,
+                                   atol=1e-4 + len(meta["classes"]) * step)
+        # scores at the network's stride: both upsample them, and float rounding may tip a tie
+        agree = 0.995 if meta["output"].get("resolution") == "model" else 0.999
+        assert np.mean(masks[0] == model.labels(images[0])) >= agree, path
 
 
-@pytest.mark.parametrize("folder", SHIPPED, ids=[f.name for f in SHIPPED])
+@pytest.mark.parametrize("folder", SHIPPED, ids=SHIPPED_IDS)
 def test_shipped_files_work_in_the_task_library(folder, tmp_path):
     python = _task_library_python()
     meta = read_metadata(folder)
@@ -264,8 +273,9 @@ def test_shipped_files_work_in_the_task_library(folder, tmp_path):
         assert proc.returncode == 0, proc.stderr[-3000:]
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         assert result["labels"] == meta["classes"], path
-        ours = TFLiteModel(path).labels(images[0])
-        assert np.mean(np.asarray(result["masks"][0]) == ours) >= 0.999, path
+        # the Task Library's mask has the output tensor's size (the caller rescales it)
+        ours = np.argmax(TFLiteModel(path)(images[0]), axis=-1)
+        assert np.mean(np.asarray(result["masks"][0]).reshape(ours.shape) == ours) >= 0.999, path
 
 
 def test_upgrade_makes_an_older_export_client_ready_without_its_run(exported, tmp_path):

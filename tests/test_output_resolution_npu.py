@@ -80,6 +80,9 @@ def test_a_low_resolution_export_says_its_output_size_and_is_full_integer(low_re
     assert record["accelerator"] == ACCELERATOR and record["cpu_operators"] == 0
     assert record["npu_operators"] > 0 and record["estimated_inferences_per_second"] > 0
     assert (low_res_export / record["compiled_file"]).is_file()
+    summary, report = (low_res_export / name for name in record["report_files"])
+    assert "inferences_per_second" in summary.read_text().splitlines()[0]
+    assert "CPU operators = 0" in report.read_text()
     assert set(meta["gpu_delegate"]) == {"float32", "int8-npu"}
 
 

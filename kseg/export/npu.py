@@ -40,6 +40,9 @@ def require_vela():
         raise NpuError(f"--npu compiles with Arm's Vela, which is not installed here: {INSTALL}")
 
 
+REPORT_SUFFIXES = ("_summary.csv", "_report.txt")  # Vela's summary and console output, kept
+
+
 def compiled_name(mode, accelerator):
     return f"vela_{mode}_{accelerator}.tflite"
 
@@ -53,7 +56,7 @@ def compile_file(path, accelerator, out_dir=None, timeout=1800):
     """Compile the .tflite at ``path`` for ``accelerator`` (a Vela ``--accelerator-config``).
     Writes the compiled file into ``out_dir`` (default: beside ``path``) and returns the record
     {"accelerator", "system_config", "memory_mode", "compiled_file", "cpu_operators",
-    "npu_operators", "cpu_operator_list", "sram_used_kib", "dram_used_kib",
+    "npu_operators", "cpu_operator_list", "sram_used_kib", "dram_used_kib", "report_files",
     "estimated_inferences_per_second", "estimated_ms", "vela_version"}."""
     require_vela()
     path = Path(path)
@@ -79,6 +82,11 @@ def compile_file(path, accelerator, out_dir=None, timeout=1800):
             row = next(csv.DictReader(f))
         target = out_dir / compiled_name(path.stem.removeprefix("model_"), accelerator)
         shutil.copyfile(compiled, target)
+        # Vela's own report beside the compiled file: its summary table and its console output
+        # (operator split, the operators left to the CPU and why, per-pass performance)
+        summary, report = (out_dir / f"{target.stem}{suffix}" for suffix in REPORT_SUFFIXES)
+        shutil.copyfile(summaries[0], summary)
+        report.write_text(run.stdout)
     text = run.stdout
     # "Warning (supported operators) operator: RESIZE_BILINEAR, ofm: ..." per refused operator
     cpu_ops = sorted({m.group(1) for m in re.finditer(r"operator: (\w+),", text)})
@@ -87,6 +95,7 @@ def compile_file(path, accelerator, out_dir=None, timeout=1800):
         "system_config": row.get("system_config"),
         "memory_mode": row.get("memory_mode"),
         "compiled_file": target.name,
+        "report_files": [summary.name, report.name],
         "cpu_operators": _count(r"CPU operators = (\d+)", text),
         "npu_operators": _count(r"NPU operators = (\d+)", text),
         "cpu_operator_list": cpu_ops,
