@@ -108,3 +108,10 @@ def test_a_run_that_stopped_early_is_not_trained_again(tmp_path):
         assert "resuming" not in r.output and "Epoch" not in r.output
         assert f"(epoch 1); run folder {out}" in r.output  # the summary of the stopped run
         assert committed() == stopped  # no epoch, session or checkpoint written
+    assert "a larger --early-stopping, or none, trains on" in r.output
+    # more patience: the same run trains on from epoch 2
+    patient = [*train[:train.index("--early-stopping")], *train[train.index("--out"):]]
+    r = CliRunner().invoke(main, [*patient, "--epochs", "4"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "resuming" in r.output and "Epoch 3/4" in r.output
+    assert [e["epoch"] for e in json.loads((out / "metrics.json").read_text())] == [1, 2, 3, 4]

@@ -59,9 +59,11 @@ def read_json(path):
 
 
 def _identity(config):
-    """The parts of a config that must match to resume (the epoch count may grow)."""
+    """The parts of a config that must match to resume: not the epoch count or the early-stopping
+    patience (a run may be given more of either), nor the hardware (it may change between
+    sessions)."""
     config = json.loads(json.dumps(config))
-    for key in ("epochs", "kseg_version", "strategy"):  # hardware may change between sessions
+    for key in ("epochs", "early_stopping", "kseg_version", "strategy"):
         config.pop(key, None)
     return config
 

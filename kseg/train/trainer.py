@@ -363,7 +363,8 @@ class Training:
         if (config.early_stopping and done
                 and epochs_since_best(run.metrics()) >= config.early_stopping):
             self.log(f"{run.path}: stopped early after epoch {done} (no better val mIoU for "
-                     f"{config.early_stopping} epochs); nothing to do")
+                     f"{config.early_stopping} epochs); nothing to do (a larger "
+                     f"--early-stopping, or none, trains on)")
             return summary(run)
         return None
 
