@@ -50,9 +50,13 @@ def test_rescue_keeps_the_fewest_worst_layers_in_float(small, tmp_path):
     assert TFLiteModel(path).labels(images[0]).shape == (32, 32)
 
 
-def test_rescue_gives_up_after_every_layer(small):
+def test_rescue_gives_up_at_half_the_layers(small):
     model, images = small
+    ranked = rank_layers(tflite.make_converter(model, 32, 32, "int8", images), images)
     data, layers, drop, tries = rescue(
         lambda: tflite.make_converter(model, 32, 32, "int8", images), images, lambda _: 9.0, 1.0,
         log=lambda *_: None)
-    assert data is None and tries[-1]["float_layers"] == len(layers) and drop == 9.0
+    half = len(ranked) // 2
+    assert data is None and drop == 9.0
+    assert tries[-1]["float_layers"] == len(layers) == half
+    assert [t["float_layers"] for t in tries][:-1] == [2 ** i for i in range(len(tries) - 1)]

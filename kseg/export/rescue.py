@@ -4,7 +4,10 @@
 calibration images and reports, per quantized tensor, the error against float. Layers are ranked by
 RMSE / quantization scale (how many quantization steps the error spans: the debugger's own
 "suspect layer" measure); the top 1, 2, 4, 8, ... are denylisted (left in float, with QUANTIZE /
-DEQUANTIZE around them) until the file's mIoU drop fits the budget.
+DEQUANTIZE around them) until the file's mIoU drop fits the budget. The search stops at half the
+ranked layers (``MAX_FLOAT_SHARE``): a file with most of its layers in float is no longer an int8
+file, each try costs a conversion and a verification, and with every layer denylisted the
+debugger has nothing quantized left to run.
 """
 
 import logging
@@ -15,6 +18,8 @@ import math
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+MAX_FLOAT_SHARE = 0.5  # of the ranked layers, at most, kept in float
 
 
 def rank_layers(converter, debug_images):
@@ -57,15 +62,17 @@ def rescue(make_converter, debug_images, measure_drop, budget, log=logger.info, 
     points lost against Keras) is at most ``budget``.
 
     ``make_converter()`` returns a fresh int8 converter; ``finish(bytes)``, if given, turns each
-    try into the file as it will be written (``kseg.export.tflite.finish``). Returns ``(bytes, float layers, drop,
-    tries)``; ``bytes`` is None when even keeping every ranked layer in float does not fit.
+    try into the file as it will be written (``kseg.export.tflite.finish``). Returns ``(bytes,
+    float layers, drop, tries)``; ``bytes`` is None when even keeping ``MAX_FLOAT_SHARE`` of the
+    ranked layers in float does not fit (the layers returned are then the most that were tried).
     """
     ranked = rank_layers(make_converter(), debug_images)
     names = [name for name, _, _ in ranked]
+    most = max(1, int(len(names) * MAX_FLOAT_SHARE))
     tries = []
     k = 1
     while names:
-        k = min(k, len(names))
+        k = min(k, most)
         chosen = names[:k]
         data = selective(make_converter(), debug_images, chosen)
         if finish is not None:
@@ -75,7 +82,7 @@ def rescue(make_converter, debug_images, measure_drop, budget, log=logger.info, 
         log(f"int8 rescue: {k} layer(s) in float -> loses {drop:.2f} mIoU points (budget {budget})")
         if drop <= budget:
             return data, chosen, drop, tries
-        if k == len(names):
+        if k == most:
             break
         k *= 2
-    return None, names, (tries[-1]["miou_drop_points"] if tries else np.nan), tries
+    return None, names[:k], (tries[-1]["miou_drop_points"] if tries else np.nan), tries
