@@ -154,6 +154,16 @@ def test_camvid_train_plus_val_joins_the_splits(tmp_path):
     assert joined.split == "train+val" and " + " in joined.where
     # the validation split of such a run is the dataset's own val split
     assert open_source(f"camvid:{tmp_path / 'cv'}:train+val", "val").pairs == val.pairs
+    # an export of such a run says its validation scores are not held out
+    from kseg.export.exporter import _validation_held_out
+    from kseg.train.config import TrainConfig
+
+    notes = []
+    assert not _validation_held_out(TrainConfig(data=f"camvid:{tmp_path / 'cv'}:train+val"),
+                                    notes.append)
+    assert "trained on train+val" in notes[0] and "not held-out" in notes[0]
+    assert _validation_held_out(TrainConfig(data=f"camvid:{tmp_path / 'cv'}"), notes.append)
+    assert len(notes) == 1
     with pytest.raises(DatasetError, match="test"):
         open_source(f"camvid:{tmp_path / 'cv'}:train+test", "train")
 

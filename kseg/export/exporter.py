@@ -109,6 +109,7 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
         calib = _calibration(config, modes, representative, log)
         files = _convert(model, tmp, modes, calib, output, resolution)
         results, val, ds = _verify(model, files, config, classes, max_images, log)
+        held_out = _validation_held_out(config, log)
         if "int8" in modes and rescue and results["int8"]["miou_drop_points"] > max_miou_drop:
             results["int8"] = _rescue_int8(model, height, width, calib, output, files["int8"], ds,
                                            classes, config.ignore_index,
@@ -127,7 +128,7 @@ def export_run(run_path, out, *, modes=("float32",), overwrite=False, output="sc
                    "checkpoint": _named_in_run(model_path, run), "run": run.path.resolve().name,
                    "training": trained},
             kseg_version=__version__,
-            metrics={"validation_data": val.where, **results},
+            metrics={"validation_data": val.where, "validation_held_out": held_out, **results},
             embedded=embedded, gpu_delegate={m: gpu_delegate.unsupported(files[m]) for m in modes},
             output_size=scores_size, stride=stride, npu=compiled,
         )
@@ -236,6 +237,18 @@ def _verify(model, files, config, classes, max_images, log):
     for m in files:
         results[m]["miou_drop_points"] = 100 * (keras_miou - results[m]["miou"])
     return results, val, ds
+
+
+def _validation_held_out(config, log):
+    """False, with a note, when the run trained on its validation split too (``camvid:PATH:
+    train+val``, a final model): its files are still checked against Keras on those images, but
+    the scores say nothing of how the model does on new images."""
+    split = str(getattr(config.open_source("train"), "split", ""))
+    if "val" not in split.split("+"):
+        return True
+    log(f"note: the run trained on {split}: the validation scores check the files against Keras, "
+        "they are not held-out scores")
+    return False
 
 
 def _check_budget(results, files, min_agreement, max_miou_drop, resolution="full"):

@@ -12,7 +12,8 @@ def format_export(meta, out):
     m = meta["metrics"]
     lines = [
         f"exported to {Path(out)} ({meta['output']['kind']}) - verified on {m['images']} images of "
-        f"{m['validation_data']}",
+        f"{m['validation_data']}"
+        + ("" if m.get("validation_held_out", True) else " (trained on: not held out)"),
         f"{'model':<24} {'size':>10} {'val mIoU':>9} {'drop (pts)':>10} {'pixel acc':>10} "
         f"{'agrees w/ Keras':>16}",
         f"{'Keras (reference)':<24} {'-':>10} {m['keras']['miou']:>9.4f} {'-':>10} "
