@@ -192,7 +192,7 @@ masks, labels = [], None
 for image in images:
     result = segmenter.segment(vision.TensorImage.create_from_array(image))
     seg = result.segmentations[0]
-    masks.append(np.asarray(seg.category_mask).reshape(image.shape[:2]).tolist())
+    masks.append(np.asarray(seg.category_mask).reshape(seg.height, seg.width).tolist())
     labels = [c.category_name for c in seg.colored_labels]
 print(json.dumps({"labels": labels, "masks": masks}))
 """
@@ -274,8 +274,17 @@ def test_shipped_files_work_in_the_task_library(folder, tmp_path):
         result = json.loads(proc.stdout.strip().splitlines()[-1])
         assert result["labels"] == meta["classes"], path
         # the Task Library's mask has the output tensor's size (the caller rescales it)
-        ours = np.argmax(TFLiteModel(path)(images[0]), axis=-1)
-        assert np.mean(np.asarray(result["masks"][0]).reshape(ours.shape) == ours) >= 0.999, path
+        scores = TFLiteModel(path)(images[0])
+        ours, theirs = np.argmax(scores, axis=-1), np.asarray(result["masks"][0])
+        agree = np.mean(theirs == ours)
+        if "int8" not in path.name:
+            assert agree >= 0.999, (path, agree)
+            continue
+        # int8 kernels of the Task Library's older TFLite round differently from LiteRT's: on
+        # this noise image they tip about 1 % of the pixels, each a near-tie in our scores (a
+        # misread tensor layout would disagree everywhere, by whole probabilities)
+        gap = scores.max(-1) - np.take_along_axis(scores, theirs[..., None], -1)[..., 0]
+        assert agree >= 0.98 and gap.max() <= 0.15, (path, agree, gap.max())
 
 
 def test_upgrade_makes_an_older_export_client_ready_without_its_run(exported, tmp_path):
