@@ -8,7 +8,8 @@ neighbour (class indices must never be blended). Class scores at a model's own s
 with ``--output-resolution model``): bilinear, then the argmax, as MediaPipe Tasks'
 ImageSegmenter computes its category mask (``mask_scores``). ``bilinear_matrix`` writes the
 interpolation as a matrix; the models use it (half-pixel centres) where an NPU needs upsampling
-as a matrix product.
+as a matrix product. ``corner_grid_matrix`` moves scores at a network's stride onto the grid a
+corners-aligned client reads them on (exports at the network's stride end with it).
 
 Only numpy and Pillow: the TensorFlow-free runtime and the loader worker processes use it.
 """
@@ -72,6 +73,29 @@ def bilinear_matrix(out_size, in_size, align_corners=False):
     np.add.at(m, (rows, lo), 1 - frac)
     np.add.at(m, (rows, hi), frac)
     return m
+
+
+def corner_grid_matrix(n, image_size, stride):
+    """``[n, n]`` float32 weights that move scores at a network's ``stride`` (``n`` samples along
+    one axis of an image of ``image_size`` pixels) onto the grid a corners-aligned upsampling reads
+    them on (``mask_scores``, MediaPipe's category mask): sample ``k`` then stands on image pixel
+    ``k * (image_size - 1) / (n - 1)``, so it is given the value the network's own half-pixel
+    upsampling has at that pixel (scores position ``(pixel + 0.5) / stride - 0.5``, clamped).
+    A client that upsamples the moved scores with corners aligned then draws nearly the mask the
+    network draws at full resolution, instead of one shifted by up to half a score pixel."""
+    n, image_size = int(n), int(image_size)
+    if n == 1 or image_size == 1:
+        return np.ones((n, n), np.float32) / n
+    pixel = np.arange(n, dtype=np.float64) * ((image_size - 1) / (n - 1))
+    src = np.clip((pixel + 0.5) / float(stride) - 0.5, 0, n - 1)
+    lo = np.floor(src).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = src - lo
+    m = np.zeros((n, n), np.float64)
+    rows = np.arange(n)
+    np.add.at(m, (rows, lo), 1 - frac)
+    np.add.at(m, (rows, hi), frac)
+    return m.astype(np.float32)
 
 
 def resize_scores(scores, size, align_corners=False):

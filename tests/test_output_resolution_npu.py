@@ -234,3 +234,38 @@ def test_evaluate_and_predict_read_an_exported_file_as_a_client_shows_it(low_res
     np.testing.assert_array_equal(labels, seg.segment(images[0]))
     result = json.loads(scores.read_text())
     assert result["classes"] == predictor.classes and 0 <= result["miou"] <= 1
+
+
+def test_the_corner_grid_makes_a_corners_aligned_client_follow_the_network():
+    """A client that upsamples with corners aligned (MediaPipe's category mask, kseg.runtime) reads
+    scores moved by CornerGrid about as the network's half-pixel upsampling draws them at full
+    resolution, and far closer than the raw scores."""
+    from kseg.models.layers import BilinearUpsample, CornerGrid
+    from kseg.resize import corner_grid_matrix, mask_scores
+
+    rng = np.random.default_rng(0)
+    stride, (h, w) = 8, (20, 24)
+    # smooth scores, as a network's are at its stride: a few slow waves per class
+    i, j = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    x = np.stack([np.sin(rng.uniform(0.3, 0.9) * i + rng.uniform(0.3, 0.9) * j + rng.uniform(0, 6))
+                  for _ in range(3)], axis=-1)[None].astype(np.float32)
+    network = np.asarray(BilinearUpsample(stride)(x))[0]  # what the model draws at full size
+    size = network.shape[:2]
+    moved = np.asarray(CornerGrid(size, stride)(x))[0]
+    expected = np.einsum("hi,iwc,vw->hvc", corner_grid_matrix(h, size[0], stride), x[0],
+                         corner_grid_matrix(w, size[1], stride))
+    np.testing.assert_allclose(moved, expected, atol=1e-5)
+    raw_error = np.abs(mask_scores(x[0], size) - network).mean()
+    grid_error = np.abs(mask_scores(moved, size) - network).mean()
+    assert grid_error < raw_error / 2, (grid_error, raw_error)
+    raw_agree = np.mean(mask_scores(x[0], size).argmax(-1) == network.argmax(-1))
+    grid_agree = np.mean(mask_scores(moved, size).argmax(-1) == network.argmax(-1))
+    assert grid_agree > raw_agree + 0.05 and grid_agree > 0.96, (grid_agree, raw_agree)
+    # each moved sample is the network's value at the image pixel the client reads it from
+    for k in range(h):
+        pixel = k * (size[0] - 1) / (h - 1)
+        if pixel == int(pixel):
+            np.testing.assert_allclose(moved[k, 0], network[int(pixel), 0], atol=1e-5)
+    assert CornerGrid.from_config(CornerGrid(size, stride).get_config()).stride == stride
+    with pytest.raises(ValueError, match="CornerGrid"):
+        CornerGrid((0, 4), stride)

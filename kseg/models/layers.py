@@ -210,6 +210,35 @@ class BilinearUpsample(keras.layers.Layer):
         return {**super().get_config(), "factor": self.factor, "matmul": self.matmul}
 
 
+@keras.saving.register_keras_serializable(package="kseg")
+class CornerGrid(keras.layers.Layer):
+    """Scores ``[B, h, w, C]`` at a network's ``stride`` moved onto the grid that a corners-aligned
+    upsampling to ``image_size`` reads them on (``kseg.resize.corner_grid_matrix``), as two
+    constant matrix products over the spatial axes (FULLY_CONNECTED in TFLite, which CPUs and NPU
+    compilers take whole). The last layer of every export at the network's stride
+    (``kseg.export.forms.at_model_resolution``); static sizes only."""
+
+    def __init__(self, image_size, stride, **kwargs):
+        super().__init__(**kwargs)
+        self.image_size = tuple(int(d) for d in image_size)
+        self.stride = int(stride)
+        if len(self.image_size) != 2 or min(self.image_size) < 1 or self.stride < 1:
+            raise ValueError(f"CornerGrid: image_size (height, width) and stride must be positive, "
+                             f"got {image_size}, {stride}")
+
+    def call(self, x):
+        from kseg.resize import corner_grid_matrix
+
+        (height, width), (h, w) = self.image_size, (x.shape[1], x.shape[2])
+        rows = ops.convert_to_tensor(corner_grid_matrix(h, height, self.stride), dtype=x.dtype)
+        cols = ops.convert_to_tensor(corner_grid_matrix(w, width, self.stride), dtype=x.dtype)
+        x = ops.einsum("hi,biwc->bhwc", rows, x)
+        return ops.einsum("wj,bhjc->bhwc", cols, x)
+
+    def get_config(self):
+        return {**super().get_config(), "image_size": list(self.image_size), "stride": self.stride}
+
+
 def _adaptive_pool_matrix(size, bins, dtype):
     """``[bins, size]`` averaging weights of adaptive average pooling along one axis: bin ``i``
     averages positions ``floor(i * size / bins)`` up to ``ceil((i + 1) * size / bins)``, as
