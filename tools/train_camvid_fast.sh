@@ -19,9 +19,10 @@
 # 0.5-2 with crops back to the frame, colour jitter, blur/noise (--augment strong), copy-paste of
 # thin and rare classes, median-frequency class weights, AdamW with poly decay, and distillation
 # from the shipped DeepLabv3+ (exported/camvid, run by kseg.runtime in the input pipeline: +5.4
-# val mIoU at 15 epochs, level by 60; docs/results.md "Ablation"). The shipped exported/camvid-fast:
-#   EPOCHS=60 tools/train_camvid_fast.sh camvid:../shared/data/camvid:train+val RUN
-# The ablation's best row is TEACHER= EPOCHS=200. Without EPOCHS, the epoch count
+# val mIoU at 15 epochs, level by 60; docs/results.md "Ablation"). The shipped exported/camvid-fast,
+# the ablation's best row (200 epochs, no teacher) on train+val:
+#   TEACHER= EPOCHS=200 tools/train_camvid_fast.sh camvid:../shared/data/camvid:train+val RUN
+# Without EPOCHS, the epoch count
 # (at most 300) is fitted to the budget after a 3-epoch probe (`kseg train --time-budget`); the
 # same command resumes an interrupted run from its last finished epoch, in this session or a
 # later one, with the epoch count chosen first (RUN/budget.json).
