@@ -269,3 +269,23 @@ def test_sigterm_during_an_export_leaves_the_destination_as_it_was(tmp_path):
     assert (f"interrupted (SIGTERM): {out} is as it was before this export; the same command "
             "exports again") in stdout + stderr
     assert not out.exists() and _hidden(tmp_path) == []  # no temporary, no lock left
+
+
+def test_a_sigterm_that_a_library_turned_into_another_error_is_still_a_sigterm():
+    """TensorFlow's tracing can catch the exception a signal handler raises inside it and raise
+    another (seen: AttributeError '_type_spec' while an export traced its SavedModel)."""
+    from kseg.interrupts import Terminated, sigterm_as_interrupt
+
+    def library_call():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises here
+        except BaseException:
+            raise AttributeError("'list' object has no attribute '_type_spec'") from None
+
+    with pytest.raises(Terminated):
+        with sigterm_as_interrupt():
+            library_call()
+    with pytest.raises(AttributeError):  # without a SIGTERM, errors stay what they are
+        with sigterm_as_interrupt():
+            raise AttributeError("a real bug")
