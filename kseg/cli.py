@@ -188,8 +188,8 @@ TRAIN_FIELDS = ("data", "val_data", *DATA_OPTION_NAMES, "image_size", "crop", "m
                 "model_options", "sigmoid", "init_from", "epochs", "batch_size", "repeat",
                 "learning_rate", "weight_decay", "optimizer", "momentum", "schedule", "poly_power",
                 "warmup_epochs", "early_stopping", "precise_bn", "ema", "time_budget", "loss",
-                "loss_weights", "focal_gamma", "class_weights", "augment", "copy_paste",
-                "object_transform", "object_classes", "teacher", "distill_weight",
+                "loss_weights", "focal_gamma", "class_weights", "aux_loss_weight", "augment",
+                "copy_paste", "object_transform", "object_classes", "teacher", "distill_weight",
                 "distill_temperature", "cache", "deterministic", "strategy",
                 "mixed_precision", "jit_compile", "seed")
 

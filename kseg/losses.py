@@ -36,6 +36,19 @@ def split_targets(y_true):
     return y_true, None
 
 
+def split_heads(y_pred, heads):
+    """The ``heads`` predictions a training model's output packs on its channel axis: the main
+    one first, then each auxiliary head's (``kseg.models.auxiliary``). Tensors or numpy arrays."""
+    heads = int(heads)
+    if heads == 1:
+        return [y_pred]
+    channels = y_pred.shape[-1]
+    if channels % heads:
+        raise ValueError(f"a prediction of {channels} channels cannot hold {heads} heads")
+    c = channels // heads
+    return [y_pred[..., i * c:(i + 1) * c] for i in range(heads)]
+
+
 def _labels_and_mask(y_true, ignore_index):
     """(labels with ignored pixels replaced by 0, float32 mask of valid pixels); both [B, H, W]."""
     y_true = ops.cast(split_targets(y_true)[0], "int32")
@@ -379,6 +392,34 @@ class Distillation(keras.losses.Loss):
         return {**super().get_config(), "loss": keras.losses.serialize(self.loss),
                 "weight": self.weight, "temperature": self.temperature,
                 "ignore_index": self.ignore_index}
+
+
+@keras.saving.register_keras_serializable(package="kseg")
+class DeepSupervision(keras.losses.Loss):
+    """``loss`` on the main prediction plus, per auxiliary head, its weight x ``aux_loss`` on
+    that head's prediction (``split_heads``; Fast-SCNN's paper: cross-entropy, weight 0.4).
+    ``loss`` may be a ``Distillation``: the teacher then teaches the main output alone."""
+
+    def __init__(self, loss, aux_loss, weights, name=None, **kwargs):
+        self.loss = keras.losses.deserialize(loss) if isinstance(loss, dict) else loss
+        self.aux_loss = (keras.losses.deserialize(aux_loss) if isinstance(aux_loss, dict)
+                         else aux_loss)
+        self.weights = [float(w) for w in weights]
+        if not self.weights or min(self.weights) < 0:
+            raise ConfigError(f"deep supervision needs one weight >= 0 per auxiliary head, got "
+                              f"{weights}")
+        super().__init__(name=name or f"{self.loss.name}_aux", **kwargs)
+
+    def call(self, y_true, y_pred):
+        main, *aux = split_heads(y_pred, 1 + len(self.weights))
+        total = self.loss.call(y_true, main)
+        for w, pred in zip(self.weights, aux):
+            total = total + w * self.aux_loss.call(y_true, pred)
+        return total
+
+    def get_config(self):
+        return {**super().get_config(), "loss": keras.losses.serialize(self.loss),
+                "aux_loss": keras.losses.serialize(self.aux_loss), "weights": self.weights}
 
 
 _LOSSES = {"ce": SparseCrossEntropy, "ohem": OhemCrossEntropy, "focal": FocalLoss, "dice": DiceLoss, "tversky": TverskyLoss,

@@ -4,15 +4,18 @@ Every model takes uint8 RGB images ``[B, H, W, 3]`` (normalisation is inside) an
 per-pixel class logits ``[B, H, W, num_classes]``.
 """
 
+from kseg.models import auxiliary
 from kseg.models import deeplab, fastscnn, fcn, unet  # noqa: F401  (register the families)
 from kseg.models.layers import CropToReference, PadToMultiple, Preprocess
-from kseg.models.registry import (ModelConfigError, build, is_mixed_precision, names, options,
-                                  rebuild, register)
+from kseg.models.registry import (ModelConfigError, auxiliary_taps, build, is_mixed_precision,
+                                  names, options, rebuild, register)
 
 
 def load_model(path, compile=True):
     """Load a kseg ``.keras`` file (registers kseg's layers, losses and metrics first); a
-    missing or damaged file is an ``InputError`` that says so."""
+    missing or damaged file is an ``InputError`` that says so. ``compile=False`` loads the model
+    for inference: a training checkpoint's auxiliary heads are left out
+    (``kseg.models.auxiliary``)."""
     import keras
 
     from kseg.errors import InputError
@@ -25,11 +28,14 @@ def load_model(path, compile=True):
     from kseg import losses, metrics  # noqa: F401  (register serializable classes)
     from kseg.train import schedules  # noqa: F401
 
-    return keras.models.load_model(path, compile=compile)
+    model = keras.models.load_model(path, compile=compile)
+    return model if compile else auxiliary.inference_model(model)
 
 
 __all__ = [
     "load_model",
+    "auxiliary",
+    "auxiliary_taps",
     "build",
     "rebuild",
     "is_mixed_precision",

@@ -13,7 +13,9 @@ and to run on phones.
 - **Classifier**: two depthwise-separable convs, dropout, a 1x1 conv to class logits and bilinear
   upsampling 8x to the input size.
 
-The paper trains with auxiliary losses on the two branches; kseg trains the single output.
+The paper trains with auxiliary losses on the two branches (weight 0.4): ``kseg train
+--aux-loss-weight 0.4`` adds a head on the learning-to-downsample output (1/8) and one on the
+pyramid pooling output (1/32) for training only (``kseg.models.auxiliary``).
 ``width`` scales every channel count (1.0 is the paper's 1.1 M-parameter network).
 """
 
@@ -63,7 +65,11 @@ def pyramid_pooling(x, bins, name="ppm"):
     return conv_bn(y, channels, f"{name}_project")
 
 
-@register("fastscnn")
+# the paper's auxiliary losses: on the learning-to-downsample and global-feature-extractor outputs
+AUXILIARY = {"downsample_dsconv2_pointwise_relu": 8, "ppm_project_relu": 32}
+
+
+@register("fastscnn", auxiliary=AUXILIARY)
 def build_fastscnn(
     *,
     num_classes: int,

@@ -10,22 +10,32 @@ import json
 from kseg.errors import KsegError
 
 _BUILDERS = {}
+_AUXILIARY = {}
 
 
 class ModelConfigError(KsegError, ValueError):
     """A model name or option that cannot be built."""
 
 
-def register(name):
-    """Decorator: register ``fn(num_classes, input_shape, **options) -> keras.Model`` as ``name``."""
+def register(name, auxiliary=None):
+    """Decorator: register ``fn(num_classes, input_shape, **options) -> keras.Model`` as ``name``.
+    ``auxiliary``: ``{layer name: stride}`` of the features that carry auxiliary heads in
+    training (``kseg.models.auxiliary``), where the family's paper trains with them."""
 
     def wrap(fn):
         if name in _BUILDERS:
             raise ValueError(f"model {name!r} is registered twice")
         _BUILDERS[name] = fn
+        _AUXILIARY[name] = dict(auxiliary or {})
         return fn
 
     return wrap
+
+
+def auxiliary_taps(name):
+    """``{layer name: stride}`` of model ``name``'s auxiliary heads (empty: it has none)."""
+    _get(name)
+    return dict(_AUXILIARY[name])
 
 
 def names():

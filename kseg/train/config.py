@@ -167,6 +167,10 @@ class TrainConfig:
     class_weights: object = option(None, parse=parse_class_weights, type=str, help=(
         "inverse | median-frequency | enet (computed from the training labels), or one "
         "comma-separated weight per class."))
+    aux_loss_weight: float = option(0.0, help=(
+        "Train auxiliary heads on the model's intermediate features, each loss weighted by "
+        "this (the Fast-SCNN paper: 0.4; 0 = none). Training only: exports hold the main "
+        "output alone. Models with heads: fastscnn."))
     # --- distillation ---
     teacher: str = option(None, help=(
         "Distil from this model: an exported .tflite file (run by the TensorFlow-free runtime "
@@ -245,6 +249,8 @@ class TrainConfig:
         if float(self.distill_weight) < 0 or float(self.distill_temperature) <= 0:
             problems.append(f"distill_weight must be >= 0 and distill_temperature > 0, got "
                             f"{self.distill_weight} and {self.distill_temperature}")
+        if float(self.aux_loss_weight) < 0:
+            problems.append(f"aux_loss_weight must be >= 0, got {self.aux_loss_weight}")
         for name in ("copy_paste", "object_transform"):
             if not 0 <= float(getattr(self, name)) <= 1:
                 problems.append(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")

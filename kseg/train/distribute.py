@@ -73,12 +73,16 @@ def fit_distributed(model, strategy, train_ds, val_ds, *, epochs, initial_epoch,
     import tensorflow as tf
 
     from kseg import metrics as kmetrics
+    from kseg.losses import split_heads
+    from kseg.models.auxiliary import heads
     from kseg.runtime import scores_to_labels
 
     loss_fn = model.loss
     replicas = strategy.num_replicas_in_sync
+    packed = heads(model)  # the main prediction and any auxiliary heads'
     with strategy.scope():
-        train_cm = kmetrics.ConfusionMatrix(num_classes, ignore_index, name="train_cm")
+        train_cm = kmetrics.ConfusionMatrix(num_classes, ignore_index, heads=packed,
+                                            name="train_cm")
     dist = iter(strategy.experimental_distribute_dataset(shard_by_data(train_ds)))
 
     @tf.function
@@ -124,8 +128,9 @@ def fit_distributed(model, strategy, train_ds, val_ds, *, epochs, initial_epoch,
             pred = model(x, training=False)
             val_loss += float(loss_fn(y, pred))
             val_batches += 1
-            cm += kmetrics.confusion_matrix(np.asarray(y), scores_to_labels(np.asarray(pred)),
-                                            num_classes, ignore_index)
+            main = split_heads(np.asarray(pred), packed)[0]
+            cm += kmetrics.confusion_matrix(np.asarray(y), scores_to_labels(main), num_classes,
+                                            ignore_index)
         for cb in callbacks:
             cb.on_test_end()
         train_scores = train_cm.result()

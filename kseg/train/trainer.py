@@ -115,24 +115,50 @@ def init_weights(model, source):
                f"{', ...' if len(skipped) > 5 else ''})" if skipped else ""))
 
 
-def make_loss(config, weights):
-    """The training loss of ``config``; with ``--teacher``, wrapped in the distillation term."""
-    loss = losses.get(
+def make_loss(config, weights, heads=1):
+    """The training loss of ``config``; with ``--teacher``, wrapped in the distillation term;
+    with auxiliary heads (``heads`` > 1), the same loss on each, weighted by
+    ``--aux-loss-weight``."""
+    base = losses.get(
         config.loss, loss_weights=config.loss_weights, ignore_index=config.ignore_index,
         class_weights=weights, focal_gamma=config.focal_gamma,
     )
+    loss = base
     if config.teacher:
         loss = losses.Distillation(loss, weight=config.distill_weight,
                                    temperature=config.distill_temperature,
                                    ignore_index=config.ignore_index)
+    if heads > 1:
+        loss = losses.DeepSupervision(loss, base, [config.aux_loss_weight] * (heads - 1))
     return loss
 
 
+def auxiliary_taps(config):
+    """``{layer: stride}`` of the auxiliary heads that ``--aux-loss-weight`` asks for (empty
+    without it); a model that has none is a ``ConfigError``."""
+    if not config.aux_loss_weight:
+        return {}
+    taps = models.auxiliary_taps(config.model)
+    if not taps:
+        with_heads = [m for m in models.names() if models.auxiliary_taps(m)]
+        raise ConfigError(f"--aux-loss-weight: model {config.model} has no auxiliary heads "
+                          f"(models with them: {', '.join(with_heads)})")
+    return taps
+
+
+def build_training_model(config, num_classes):
+    """The model of ``config``, with the auxiliary heads ``--aux-loss-weight`` asks for."""
+    model = build_model(config, num_classes)
+    taps = auxiliary_taps(config)
+    return models.auxiliary.add_heads(model, taps) if taps else model
+
+
 def compile_model(model, config, num_classes, steps_per_epoch, weights=None):
+    heads = models.auxiliary.heads(model)
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch),
-        loss=make_loss(config, weights),
-        metrics=[metrics.ConfusionMatrix(num_classes, config.ignore_index)],
+        loss=make_loss(config, weights, heads),
+        metrics=[metrics.ConfusionMatrix(num_classes, config.ignore_index, heads=heads)],
         jit_compile=use_jit(config),
     )
     return model
@@ -340,6 +366,7 @@ class Training:
             self.log(f"warning: {report.where}: {warning}")
         if config.init_from:
             init_model_path(config.init_from)  # fail before the run folder is written
+        auxiliary_taps(config)
         return train_src, val_src, weights
 
     def prepare_run(self, train_src):
@@ -391,7 +418,7 @@ class Training:
                 inner = getattr(model.optimizer, "inner_optimizer", model.optimizer)
                 inner.learning_rate = make_schedule(config, steps)
                 return model
-            model = build_model(config, num_classes)
+            model = build_training_model(config, num_classes)
             if config.init_from:
                 self.log(init_weights(model, config.init_from))
             return compile_model(model, config, num_classes, steps, weights)
@@ -406,7 +433,12 @@ class Training:
         if teacher is not None:
             log(f"distilling from {teacher.path} (weight {config.distill_weight:g}, "
                 f"temperature {config.distill_temperature:g})")
-        log(f"training {config.model} ({model.count_params():,} parameters) on "
+        params = models.auxiliary.inference_model(model).count_params()
+        heads = models.auxiliary.heads(model)
+        if heads > 1:
+            log(f"{heads - 1} auxiliary heads ({model.count_params() - params:,} parameters, "
+                f"training only), loss weight {config.aux_loss_weight:g}")
+        log(f"training {config.model} ({params:,} parameters) on "
             f"{train_src.where}: {len(train_src)} train / {len(val_src)} val images at "
             f"{config.image_size[0]}x{config.image_size[1]}"
             + (f" (random {config.crop[0]}x{config.crop[1]} crops)" if config.crop else "")
