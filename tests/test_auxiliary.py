@@ -52,6 +52,14 @@ def test_deep_supervision_is_the_main_loss_plus_the_weighted_head_losses():
                                                  rel=1e-6)
     again = losses.DeepSupervision.from_config(deep.get_config())
     assert float(again(y, pred)) == pytest.approx(float(deep(y, pred)), rel=1e-6)
+    # with a teacher, its term is on the main output alone; the heads learn the labels
+    teacher = RNG.dirichlet(np.ones(3), size=(2, 8, 8)).astype("float32")
+    target = np.concatenate([y[..., None], teacher], axis=-1)
+    distil = losses.Distillation(ce, weight=2.0)
+    both = losses.DeepSupervision(distil, ce, [0.4, 0.25])
+    main, aux1, aux2 = losses.split_heads(pred, 3)
+    expect = float(distil(target, main)) + 0.4 * float(ce(y, aux1)) + 0.25 * float(ce(y, aux2))
+    assert float(both(target, pred)) == pytest.approx(expect, rel=1e-6)
     with pytest.raises(Exception, match="one weight >= 0 per auxiliary head"):
         losses.DeepSupervision(ce, ce, [])
     # the metric scores the main prediction alone
