@@ -36,8 +36,9 @@ def main():
     import keras
 
     from kseg.export import forms
+    from kseg.models import load_model
 
-    model = keras.models.load_model(Path(args.run) / f"{args.checkpoint}.keras", compile=False)
+    model = load_model(Path(args.run) / f"{args.checkpoint}.keras", compile=False)
     raw, stride = forms.model_stride_scores(model)
     low, _ = forms.at_model_resolution(model)
     h, w = (int(d) for d in low.output.shape[1:3])

@@ -90,13 +90,21 @@ def test_kseg_train_with_auxiliary_heads_resumes_and_exports_the_main_output(tmp
     assert [e["epoch"] for e in entries] == [1, 2]
     assert all(np.isfinite(e["loss"]) and 0 <= e["val_miou"] <= 1 for e in entries)
 
-    checkpoint = models.load_model(run / "last.keras")  # what resumes: the heads and their loss
+    # what resumes: the heads and their loss
+    checkpoint = models.load_model(run / "last.keras", training=True)
     assert auxiliary.heads(checkpoint) == 3
     assert isinstance(checkpoint.loss, losses.DeepSupervision)
     assert checkpoint.loss.weights == [0.4, 0.4]
-    inference = models.load_model(run / "last.keras", compile=False)
-    assert auxiliary.heads(inference) == 1 and inference.output.shape[-1] == classes
+    for compile in (True, False):  # to predict with: the main output alone
+        inference = models.load_model(run / "last.keras", compile=compile)
+        assert auxiliary.heads(inference) == 1 and inference.output.shape[-1] == classes
     assert checkpoint.output.shape[-1] == 3 * classes
+
+    # --init-from such a run starts a run with heads from its heads too
+    from kseg.train.trainer import init_weights
+
+    _, fresh = _with_heads(num_classes=classes)
+    assert "kept fresh" not in init_weights(fresh, run)
 
     r = runner.invoke(main, ["export", str(run), "--tflite", "--out", str(tmp_path / "exp")],
                       catch_exceptions=False)

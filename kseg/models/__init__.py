@@ -11,11 +11,12 @@ from kseg.models.registry import (ModelConfigError, auxiliary_taps, build, is_mi
                                   names, options, rebuild, register)
 
 
-def load_model(path, compile=True):
+def load_model(path, compile=True, training=False):
     """Load a kseg ``.keras`` file (registers kseg's layers, losses and metrics first); a
-    missing or damaged file is an ``InputError`` that says so. ``compile=False`` loads the model
-    for inference: a training checkpoint's auxiliary heads are left out
-    (``kseg.models.auxiliary``)."""
+    missing or damaged file is an ``InputError`` that says so. A training checkpoint with
+    auxiliary heads (``kseg.models.auxiliary``) loads as the model to predict with, its main
+    output alone (then uncompiled); ``training=True`` loads it as saved, heads and all (what a
+    resumed run trains on)."""
     import keras
 
     from kseg.errors import InputError
@@ -29,7 +30,7 @@ def load_model(path, compile=True):
     from kseg.train import schedules  # noqa: F401
 
     model = keras.models.load_model(path, compile=compile)
-    return model if compile else auxiliary.inference_model(model)
+    return model if training else auxiliary.inference_model(model)
 
 
 __all__ = [

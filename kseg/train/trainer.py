@@ -94,7 +94,7 @@ def init_weights(model, source):
     where name and weight shapes match; returns a one-line account. Fails if nothing matches."""
     path = init_model_path(source)
     try:
-        donor = models.load_model(path, compile=False)
+        donor = models.load_model(path, compile=False, training=True)  # with any heads
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{source}: cannot load a model to start from ({exc})") from None
     donors = {layer.name: layer for layer in donor.layers}
@@ -411,7 +411,7 @@ class Training:
         with self.devices.scope():
             if done:
                 self.log(f"resuming {run.path} after epoch {done} from {run.checkpoint_path()}")
-                model = models.load_model(run.checkpoint_path())
+                model = models.load_model(run.checkpoint_path(), training=True)
                 model.jit_compile = use_jit(config)  # checkpoints of older kseg stored False
                 # the schedule spans the whole run: follow a raised --epochs (on the optimizer
                 # that steps: mixed float16 wraps it in a LossScaleOptimizer)
