@@ -15,6 +15,7 @@ main output's bilinear upsampling (the feature's stride) and crop to the image.
 """
 
 import keras
+from keras import ops
 
 from kseg.models.layers import BilinearUpsample, CropToReference, conv_bn
 from kseg.models.registry import ModelConfigError
@@ -45,8 +46,24 @@ def add_heads(model, taps, dropout=0.1):
         x = keras.layers.Conv2D(num_classes, 1, name=f"{name}_classifier")(x)
         x = BilinearUpsample(int(stride), name=f"{name}_upsample", dtype="float32")(x)
         outputs.append(CropToReference(name=f"{name}_crop", dtype="float32")([x, image]))
-    packed = keras.layers.Concatenate(name=OUTPUTS, dtype="float32")(outputs)
+    packed = PackHeads(name=OUTPUTS, dtype="float32")(outputs)
     return keras.Model(model.input, packed, name=model.name)
+
+
+@keras.saving.register_keras_serializable(package="kseg")
+class PackHeads(keras.layers.Layer):
+    """Predictions ``[B, H, W, C]`` each, packed as ``[B, H, W, len(inputs) * C]`` in order
+    (``kseg.losses.split_heads`` undoes it): a stack and a reshape, the same layout as a
+    concatenation, whose backward pass slices the channel axis at several times the cost."""
+
+    def call(self, inputs):
+        x = ops.stack(inputs, axis=-2)
+        shape = ops.shape(x)
+        return ops.reshape(x, (*shape[:-2], shape[-2] * shape[-1]))
+
+    def compute_output_shape(self, input_shapes):
+        first = input_shapes[0]
+        return (*first[:-1], None if first[-1] is None else first[-1] * len(input_shapes))
 
 
 def heads(model):
