@@ -33,6 +33,11 @@ def test_heads_pack_after_the_main_output_which_stays_the_models():
     inference = auxiliary.inference_model(train)
     assert inference.count_params() == model.count_params() < train.count_params()
     np.testing.assert_allclose(np.asarray(inference(x, training=False)), main, atol=1e-6)
+    # a model of any size (--crop): the heads crop to the image as the main output does
+    any_size = models.build("fastscnn", num_classes=3, input_shape=(None, None, 3), width=0.25)
+    any_size = auxiliary.add_heads(any_size, models.auxiliary_taps("fastscnn"))
+    odd = RNG.integers(0, 256, (1, 33, 70, 3), dtype=np.uint8)
+    assert np.asarray(any_size(odd, training=False)).shape == (1, 33, 70, 9)
     with pytest.raises(models.ModelConfigError, match="already has auxiliary heads"):
         auxiliary.add_heads(train, models.auxiliary_taps("fastscnn"))
     with pytest.raises(models.ModelConfigError, match="no layer 'nowhere'"):
