@@ -7,8 +7,9 @@ channel axis ``[B, H, W, (1 + A) * C]`` by the layer ``OUTPUTS``. So the fit, th
 checkpoints and a resumed run see one model, as without heads; ``kseg.losses.DeepSupervision``
 scores each part and ``ConfusionMatrix(heads=...)`` reads the main one (``kseg.losses.
 split_heads`` is the packing rule). ``inference_model`` takes the main output alone:
-``kseg.models.load_model(..., compile=False)``, which every evaluation and export goes through,
-applies it, so an exported file never holds a head.
+``kseg.models.load_model(path)``, which every evaluation and export goes through, applies it
+(``training=True``, for resuming and ``--init-from``, does not), so an exported file never holds
+a head.
 
 A head: 3x3 conv + BN + ReLU at the feature's width, dropout, a 1x1 conv to class logits, and the
 main output's bilinear upsampling (the feature's stride) and crop to the image.
