@@ -2,6 +2,7 @@
 budgeting, starting from another model's weights, packing a run, loader worker processes."""
 
 import json
+import os
 import time
 import subprocess
 
@@ -135,6 +136,29 @@ def test_recipe_scripts_parse_and_reject_an_unknown_preset(tmp_path):
     bad = subprocess.run(["bash", str(REPO / "tools" / "train_camvid.sh"), "d", "r", "tpu"],
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown preset tpu" in bad.stderr
+
+
+def test_the_camvid_fast_recipe_calls_kseg_train_with_files_that_load(tmp_path):
+    """The shipped recipe's own arguments (KSEG=echo prints them): its augmentation file loads,
+    no teacher unless asked, and a fixed EPOCHS replaces the budget."""
+    env = {**os.environ, "KSEG": "echo", "EPOCHS": "200"}
+    out = subprocess.run(["bash", "tools/train_camvid_fast.sh", "camvid:d:train+val", str(tmp_path / "r")],
+                         cwd=REPO, env=env, capture_output=True, text=True, check=True).stdout.split()
+    assert out[0] == "train" and out[out.index("--data") + 1] == "camvid:d:train+val"
+    augment = out[out.index("--augment") + 1]
+    assert (REPO / augment).is_file()
+    pipe = Augmentation(preset=str(REPO / augment))._albumentations()
+    names = [type(t).__name__ for t in pipe.transforms]
+    assert "HorizontalFlip" in names  # a file mirrors itself (presets mirror outside albumentations)
+    affine = pipe.transforms[names.index("Affine")]
+    assert affine.scale == {"x": (1.0, 1.0), "y": (1.0, 1.0)}  # strong, without its 0.5-2 scale
+    assert "--teacher" not in out and "--time-budget" not in out and out[out.index("--epochs") + 1] == "200"
+    env.update(TEACHER="exported/camvid/model_float32.tflite", AUGMENT="strong")
+    del env["EPOCHS"]
+    out = subprocess.run(["bash", "tools/train_camvid_fast.sh"], cwd=REPO, env=env,
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out[out.index("--teacher") + 1] == "exported/camvid/model_float32.tflite"
+    assert out[out.index("--augment") + 1] == "strong" and "--time-budget" in out
 
 
 def _unet(num_classes):
