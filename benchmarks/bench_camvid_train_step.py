@@ -46,7 +46,8 @@ def main():
         loss = losses.SparseCrossEntropy(class_weights=[1.0] * 11)
         if aux:
             model = models.auxiliary.add_heads(model, models.auxiliary_taps(name))
-            loss = losses.DeepSupervision(loss, loss, [0.4] * (models.auxiliary.heads(model) - 1))
+            aux_strides = models.auxiliary.strides(model)
+            loss = losses.DeepSupervision(loss, loss, [0.4] * len(aux_strides), aux_strides)
         model.compile(keras.optimizers.AdamW(1e-3), loss)
         model.train_on_batch(x, y)
         times = []

@@ -17,7 +17,6 @@ import inspect
 import math
 
 import keras
-import numpy as np
 from keras import ops
 
 from kseg import DEFAULT_IGNORE_INDEX
@@ -37,22 +36,51 @@ def split_targets(y_true):
     return y_true, None
 
 
-def split_heads(y_pred, heads):
-    """The ``heads`` predictions a training model's output packs on its channel axis: the main
-    one first, then each auxiliary head's (``kseg.models.auxiliary``). Tensors or numpy arrays.
-    Tensors are split by a reshape and an unstack: slices along the channel axis of a 4-D tensor
-    cost several times more in the backward pass (measured under TensorFlow on a CPU)."""
-    heads = int(heads)
-    if heads == 1:
+def head_size(size, stride):
+    """The grid an auxiliary head of ``stride`` predicts on an image of ``size`` (H, W):
+    ceil(H / stride) x ceil(W / stride), what stride-2 convolutions with "same" padding give."""
+    return tuple(-(-int(n) // int(stride)) for n in size)
+
+
+def main_height(rows, strides):
+    """The main prediction's height H in a packed prediction of ``rows`` rows:
+    ``rows = H + sum(ceil(H / s))`` (``split_heads``), solved for H."""
+    guess = int(rows / (1 + sum(1 / int(s) for s in strides)))
+    for h in range(max(guess - len(strides) - 1, 1), rows + 1):
+        if h + sum(head_size((h,), s)[0] for s in strides) == rows:
+            return h
+    raise ValueError(f"a prediction of {rows} rows cannot hold a main output and auxiliary "
+                     f"heads of strides {list(strides)}")
+
+
+def split_heads(y_pred, strides=()):
+    """The predictions a training model's output packs (``kseg.models.auxiliary``): the main
+    one ``[B, H, W, C]`` first, then per auxiliary head of stride s its own
+    ``[B, ceil(H/s), ceil(W/s), C]`` logits. They are packed as rows under the main grid, each
+    head padded on the right to W, so that the training model keeps one 4-D output and every
+    head is scored at its own resolution. Tensors or numpy arrays with a static height."""
+    strides = tuple(int(s) for s in strides)
+    if not strides:
         return [y_pred]
-    channels = y_pred.shape[-1]
-    if channels % heads:
-        raise ValueError(f"a prediction of {channels} channels cannot hold {heads} heads")
-    c = channels // heads
-    if isinstance(y_pred, np.ndarray):
-        return [y_pred[..., i * c:(i + 1) * c] for i in range(heads)]
-    shape = ops.shape(y_pred)
-    return ops.unstack(ops.reshape(y_pred, (*shape[:-1], heads, c)), axis=-2)
+    rows, width = y_pred.shape[1], y_pred.shape[2]
+    if rows is None or width is None:
+        raise ValueError("split_heads needs a prediction of static height and width")
+    height = main_height(rows, strides)
+    parts, top = [y_pred[:, :height]], height
+    for s in strides:
+        h, w = head_size((height, width), s)
+        parts.append(y_pred[:, top:top + h, :w])
+        top += h
+    return parts
+
+
+def head_labels(labels, stride):
+    """Labels ``[B, H, W]`` read at the centre of each cell of a stride-``stride`` grid
+    (``head_size``): the targets an auxiliary head is scored on at its own resolution."""
+    size = labels.shape[1:3]
+    rows, cols = (ops.minimum(ops.arange(n) * int(stride) + int(stride) // 2, full - 1)
+                  for n, full in zip(head_size(size, stride), size))
+    return ops.take(ops.take(labels, rows, axis=1), cols, axis=2)
 
 
 def _labels_and_mask(y_true, ignore_index):
@@ -402,30 +430,37 @@ class Distillation(keras.losses.Loss):
 
 @keras.saving.register_keras_serializable(package="kseg")
 class DeepSupervision(keras.losses.Loss):
-    """``loss`` on the main prediction plus, per auxiliary head, its weight x ``aux_loss`` on
-    that head's prediction (``split_heads``; Fast-SCNN's paper: cross-entropy, weight 0.4).
+    """``loss`` on the main prediction plus, per auxiliary head of stride s, its weight x
+    ``aux_loss`` on that head's logits at their own resolution against the labels at its cells'
+    centres (``split_heads``, ``head_labels``; Fast-SCNN's paper: cross-entropy, weight 0.4).
     ``loss`` may be a ``Distillation``: the teacher then teaches the main output alone."""
 
-    def __init__(self, loss, aux_loss, weights, name=None, **kwargs):
+    def __init__(self, loss, aux_loss, weights, strides, name=None, **kwargs):
         self.loss = keras.losses.deserialize(loss) if isinstance(loss, dict) else loss
         self.aux_loss = (keras.losses.deserialize(aux_loss) if isinstance(aux_loss, dict)
                          else aux_loss)
         self.weights = [float(w) for w in weights]
+        self.strides = [int(s) for s in strides]
         if not self.weights or min(self.weights) < 0:
             raise ConfigError(f"deep supervision needs one weight >= 0 per auxiliary head, got "
                               f"{weights}")
+        if len(self.strides) != len(self.weights) or min(self.strides) < 1:
+            raise ConfigError(f"deep supervision needs one stride >= 1 per weight, got strides "
+                              f"{strides} for weights {weights}")
         super().__init__(name=name or f"{self.loss.name}_aux", **kwargs)
 
     def call(self, y_true, y_pred):
-        main, *aux = split_heads(y_pred, 1 + len(self.weights))
+        main, *aux = split_heads(y_pred, self.strides)
         total = self.loss.call(y_true, main)
-        for w, pred in zip(self.weights, aux):
-            total = total + w * self.aux_loss.call(y_true, pred)
+        labels = split_targets(y_true)[0]
+        for w, s, pred in zip(self.weights, self.strides, aux):
+            total = total + w * self.aux_loss.call(head_labels(labels, s), pred)
         return total
 
     def get_config(self):
         return {**super().get_config(), "loss": keras.losses.serialize(self.loss),
-                "aux_loss": keras.losses.serialize(self.aux_loss), "weights": self.weights}
+                "aux_loss": keras.losses.serialize(self.aux_loss), "weights": self.weights,
+                "strides": self.strides}
 
 
 _LOSSES = {"ce": SparseCrossEntropy, "ohem": OhemCrossEntropy, "focal": FocalLoss, "dice": DiceLoss, "tversky": TverskyLoss,

@@ -19,15 +19,15 @@ from kseg import DEFAULT_IGNORE_INDEX
 
 @keras.saving.register_keras_serializable(package="kseg")
 class ConfusionMatrix(keras.metrics.Metric):
-    """``heads``: predictions packed in the model's output (a training model with auxiliary
-    heads, ``kseg.losses.split_heads``); the first, the main output, is scored."""
+    """``aux_strides``: the strides of the auxiliary heads packed in the model's output (a
+    training model with heads, ``kseg.losses.split_heads``); the main output alone is scored."""
 
-    def __init__(self, num_classes, ignore_index=DEFAULT_IGNORE_INDEX, heads=1, name="confusion",
-                 **kwargs):
+    def __init__(self, num_classes, ignore_index=DEFAULT_IGNORE_INDEX, aux_strides=(),
+                 name="confusion", **kwargs):
         super().__init__(name=name, **kwargs)
         self.num_classes = int(num_classes)
         self.ignore_index = int(ignore_index)
-        self.heads = int(heads)
+        self.aux_strides = [int(s) for s in aux_strides]
         self.matrix = self.add_variable(
             shape=(self.num_classes, self.num_classes),
             initializer="zeros",
@@ -41,7 +41,7 @@ class ConfusionMatrix(keras.metrics.Metric):
         # labels packed with a teacher's probabilities; predictions with auxiliary heads'
         from kseg.losses import split_heads, split_targets
 
-        y_pred = split_heads(y_pred, self.heads)[0]
+        y_pred = split_heads(y_pred, self.aux_strides)[0]
         y_true = ops.reshape(ops.cast(split_targets(y_true)[0], "int32"), (-1,))
         if y_pred.shape[-1] == 1 and n == 2:  # single sigmoid output for a binary task
             pred = ops.cast(ops.reshape(y_pred, (-1,)) > 0, "int32")
@@ -78,7 +78,7 @@ class ConfusionMatrix(keras.metrics.Metric):
             **super().get_config(),
             "num_classes": self.num_classes,
             "ignore_index": self.ignore_index,
-            "heads": self.heads,
+            "aux_strides": self.aux_strides,
         }
 
 

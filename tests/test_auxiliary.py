@@ -1,5 +1,5 @@
 """Auxiliary heads (``--aux-loss-weight``, Fast-SCNN's deep supervision): the packed training
-output, its loss and metric, a checkpoint that resumes with its heads and loads for inference
+output (each head at its own resolution), the head labels, its loss and metric, a checkpoint that resumes with its heads and loads for inference
 without them, an export that holds the main output alone, the custom distributed loop, and the
 errors. A step under JAX: tests/test_jax_backend.py."""
 
@@ -21,58 +21,85 @@ def _with_heads(num_classes=3, size=(32, 48)):
     return model, auxiliary.add_heads(model, models.auxiliary_taps("fastscnn"))
 
 
-def test_heads_pack_after_the_main_output_which_stays_the_models():
+def test_heads_pack_under_the_main_output_at_their_own_resolution():
     model, train = _with_heads()
+    assert auxiliary.strides(model) == [] and auxiliary.strides(train) == [8, 32]
     assert auxiliary.heads(model) == 1 and auxiliary.heads(train) == 3
-    assert train.output.shape[1:] == (32, 48, 9)
+    assert train.output.shape[1:] == (32 + 4 + 1, 48, 3)  # rows: the image's, then 4x6, 1x2
     x = RNG.integers(0, 256, (2, 32, 48, 3), dtype=np.uint8)
     packed = np.asarray(train(x, training=False))
-    main, aux1, aux2 = losses.split_heads(packed, 3)
+    main, aux1, aux2 = losses.split_heads(packed, [8, 32])
+    assert aux1.shape == (2, 4, 6, 3) and aux2.shape == (2, 1, 2, 3)
     np.testing.assert_allclose(main, np.asarray(model(x, training=False)), atol=1e-6)
-    assert not np.allclose(aux1, main) and not np.allclose(aux2, aux1)
+    assert (packed[:, 32:36, 6:] == 0).all() and (packed[:, 36:, 2:] == 0).all()  # the padding
+    # the 1/8 feature is 4x8 (the input is padded to 32x64): the head keeps the 4x6 cells that
+    # see the image
+    assert model.get_layer("downsample_dsconv2_pointwise_relu").output.shape[1:3] == (4, 8)
     inference = auxiliary.inference_model(train)
     assert inference.count_params() == model.count_params() < train.count_params()
     np.testing.assert_allclose(np.asarray(inference(x, training=False)), main, atol=1e-6)
-    # a model of any size (--crop): the heads crop to the image as the main output does
+    # a model of any size (--crop): each head's grid is ceil(size / stride)
     any_size = models.build("fastscnn", num_classes=3, input_shape=(None, None, 3), width=0.25)
     any_size = auxiliary.add_heads(any_size, models.auxiliary_taps("fastscnn"))
-    odd = RNG.integers(0, 256, (1, 33, 70, 3), dtype=np.uint8)
-    assert np.asarray(any_size(odd, training=False)).shape == (1, 33, 70, 9)
+    odd = np.asarray(any_size(RNG.integers(0, 256, (1, 33, 70, 3), dtype=np.uint8)))
+    assert odd.shape == (1, 33 + 5 + 2, 70, 3)
+    assert [p.shape[1:3] for p in losses.split_heads(odd, [8, 32])] == [(33, 70), (5, 9), (2, 3)]
     with pytest.raises(models.ModelConfigError, match="already has auxiliary heads"):
         auxiliary.add_heads(train, models.auxiliary_taps("fastscnn"))
     with pytest.raises(models.ModelConfigError, match="no layer 'nowhere'"):
         auxiliary.add_heads(model, {"nowhere": 8})
-    with pytest.raises(ValueError, match="cannot hold 2 heads"):
-        losses.split_heads(np.zeros((1, 2, 2, 9)), 2)
+    with pytest.raises(models.ModelConfigError, match="is 4x8: not a stride-16 grid of the 32x48 input"):
+        auxiliary.add_heads(model, {"downsample_dsconv2_pointwise_relu": 16})
+    with pytest.raises(ValueError, match="11 rows cannot hold"):  # 8 + 1 + 1 = 10, 9 + 2 + 1 = 12
+        losses.split_heads(np.zeros((1, 11, 4, 3)), [8, 32])
+
+
+def test_head_labels_are_the_labels_at_each_cells_centre():
+    y = RNG.integers(0, 5, (2, 9, 8))
+    np.testing.assert_array_equal(np.asarray(losses.head_labels(y, 2)), y[:, [1, 3, 5, 7, 8]][:, :, [1, 3, 5, 7]])
+    np.testing.assert_array_equal(np.asarray(losses.head_labels(y, 4)), y[:, [2, 6, 8]][:, :, [2, 6]])
+    assert losses.head_size((360, 480), 32) == (12, 15) and losses.head_size((360, 480), 8) == (45, 60)
 
 
 def test_deep_supervision_is_the_main_loss_plus_the_weighted_head_losses():
     y = RNG.integers(0, 3, (2, 8, 8)).astype("float32")
     y[:, 0] = 255
-    pred = RNG.normal(size=(2, 8, 8, 9)).astype("float32")
+    y[:, :, 5] = 255
+    main = RNG.normal(size=(2, 8, 8, 3)).astype("float32")
+    aux1, aux2 = RNG.normal(size=(2, 4, 4, 3)).astype("float32"), RNG.normal(size=(2, 2, 2, 3)).astype("float32")
+    pred = np.asarray(auxiliary.PackHeads([2, 4])([main, aux1, aux2]))
+    assert pred.shape == (2, 8 + 4 + 2, 8, 3)
+    for got, want in zip(losses.split_heads(pred, [2, 4]), (main, aux1, aux2)):
+        np.testing.assert_array_equal(got, want)
     ce = losses.SparseCrossEntropy(class_weights=[1.0, 2.0, 0.5])
-    parts = [float(ce(y, p)) for p in losses.split_heads(pred, 3)]
-    deep = losses.DeepSupervision(ce, ce, [0.4, 0.25])
+    y2, y4 = y[:, 1::2, 1::2], y[:, 2::4, 2::4]  # the cells' centres; y2 keeps ignored pixels
+    assert (y2 == 255).any()
+    parts = [float(ce(y, main)), float(ce(y2, aux1)), float(ce(y4, aux2))]
+    deep = losses.DeepSupervision(ce, ce, [0.4, 0.25], [2, 4])
     assert float(deep(y, pred)) == pytest.approx(parts[0] + 0.4 * parts[1] + 0.25 * parts[2],
                                                  rel=1e-6)
     again = losses.DeepSupervision.from_config(deep.get_config())
+    assert again.strides == [2, 4]
     assert float(again(y, pred)) == pytest.approx(float(deep(y, pred)), rel=1e-6)
     # with a teacher, its term is on the main output alone; the heads learn the labels
     teacher = RNG.dirichlet(np.ones(3), size=(2, 8, 8)).astype("float32")
     target = np.concatenate([y[..., None], teacher], axis=-1)
     distil = losses.Distillation(ce, weight=2.0)
-    both = losses.DeepSupervision(distil, ce, [0.4, 0.25])
-    main, aux1, aux2 = losses.split_heads(pred, 3)
-    expect = float(distil(target, main)) + 0.4 * float(ce(y, aux1)) + 0.25 * float(ce(y, aux2))
+    both = losses.DeepSupervision(distil, ce, [0.4, 0.25], [2, 4])
+    expect = float(distil(target, main)) + 0.4 * parts[1] + 0.25 * parts[2]
     assert float(both(target, pred)) == pytest.approx(expect, rel=1e-6)
     with pytest.raises(Exception, match="one weight >= 0 per auxiliary head"):
-        losses.DeepSupervision(ce, ce, [])
+        losses.DeepSupervision(ce, ce, [], [])
+    with pytest.raises(Exception, match="one stride >= 1 per weight"):
+        losses.DeepSupervision(ce, ce, [0.4], [8, 32])
     # the metric scores the main prediction alone
-    packed, plain = metrics.ConfusionMatrix(3, heads=3), metrics.ConfusionMatrix(3)
+    packed, plain = metrics.ConfusionMatrix(3, aux_strides=[2, 4]), metrics.ConfusionMatrix(3)
     packed.update_state(y, pred)
-    plain.update_state(y, pred[..., :3])
+    plain.update_state(y, main)
     np.testing.assert_array_equal(np.asarray(packed.matrix), np.asarray(plain.matrix))
-    assert metrics.ConfusionMatrix.from_config(packed.get_config()).heads == 3
+    assert metrics.ConfusionMatrix.from_config(packed.get_config()).aux_strides == [2, 4]
+    with pytest.raises(Exception, match="older kseg"):  # Keras wraps it in a TypeError
+        auxiliary.PackHeads.from_config({"name": "auxiliary_outputs"})
 
 
 TRAIN = ["train", "--data", "shapes:32", "--image-size", "32", "48", "--batch-size", "8",
@@ -85,7 +112,7 @@ def test_kseg_train_with_auxiliary_heads_resumes_and_exports_the_main_output(tmp
     runner = CliRunner()
     r = runner.invoke(main, [*args, "--stop-after", "1"], catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    assert "2 auxiliary heads (" in r.output and "loss weight 0.4" in r.output
+    assert "2 auxiliary heads at strides 8, 32 (" in r.output and "loss weight 0.4" in r.output
     config = json.loads((run / "config.json").read_text())
     assert config["aux_loss_weight"] == 0.4
     classes = len(config["classes"])
@@ -97,13 +124,13 @@ def test_kseg_train_with_auxiliary_heads_resumes_and_exports_the_main_output(tmp
 
     # what resumes: the heads and their loss
     checkpoint = models.load_model(run / "last.keras", training=True)
-    assert auxiliary.heads(checkpoint) == 3
+    assert auxiliary.strides(checkpoint) == [8, 32]
     assert isinstance(checkpoint.loss, losses.DeepSupervision)
-    assert checkpoint.loss.weights == [0.4, 0.4]
+    assert checkpoint.loss.weights == [0.4, 0.4] and checkpoint.loss.strides == [8, 32]
     for compile in (True, False):  # to predict with: the main output alone
         inference = models.load_model(run / "last.keras", compile=compile)
         assert auxiliary.heads(inference) == 1 and inference.output.shape[-1] == classes
-    assert checkpoint.output.shape[-1] == 3 * classes
+    assert checkpoint.output.shape[1:] == (32 + 4 + 1, 48, classes)
 
     # --init-from such a run starts a run with heads from its heads too
     from kseg.train.trainer import init_weights
@@ -140,7 +167,7 @@ def test_the_custom_distributed_loop_scores_the_main_output(tmp_path):
 
     _, train = _with_heads(size=(32, 32))
     ce = losses.SparseCrossEntropy()
-    train.compile(optimizer="adam", loss=losses.DeepSupervision(ce, ce, [0.4, 0.4]))
+    train.compile(optimizer="adam", loss=losses.DeepSupervision(ce, ce, [0.4, 0.4], [8, 32]))
     x = RNG.integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
     y = RNG.integers(0, 3, (8, 32, 32)).astype("float32")
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(4)

@@ -28,12 +28,12 @@ for name, opts, loss in [  # U-Net trains under JAX end to end in the test below
 ]:
     t0 = time.time()
     m = models.build(name, num_classes=3, input_shape=(64, 64, 3), **opts)
-    loss, heads = losses.get(loss), 1
+    loss, aux = losses.get(loss), []
     if models.auxiliary_taps(name):  # Fast-SCNN trains with its auxiliary heads
         m = models.auxiliary.add_heads(m, models.auxiliary_taps(name))
-        heads = models.auxiliary.heads(m)
-        loss = losses.DeepSupervision(loss, loss, [0.4] * (heads - 1))
-    m.compile(keras.optimizers.Adam(1e-3), loss, metrics=[metrics.ConfusionMatrix(3, heads=heads)])
+        aux = models.auxiliary.strides(m)
+        loss = losses.DeepSupervision(loss, loss, [0.4] * len(aux), aux)
+    m.compile(keras.optimizers.Adam(1e-3), loss, metrics=[metrics.ConfusionMatrix(3, aux_strides=aux)])
     logs = m.train_on_batch(x, y, return_dict=True)
     assert np.isfinite(logs["loss"]), (name, logs)
     # no predict_on_batch here: compiling it too took ~40 s per family on 2 cores (inference

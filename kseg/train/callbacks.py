@@ -110,13 +110,13 @@ class OverlaySamples(keras.callbacks.Callback):
         import tensorflow as tf
 
         from kseg.losses import split_heads
-        from kseg.models.auxiliary import heads
+        from kseg.models.auxiliary import strides
         from kseg.report.figures import triptych
         from kseg.runtime import scores_to_labels
 
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(self.logdir)
-        scores = split_heads(self.model.predict_on_batch(self.images), heads(self.model))[0]
+        scores = split_heads(self.model.predict_on_batch(self.images), strides(self.model))[0]
         pred = scores_to_labels(scores)
         grid = np.stack([triptych(im, lb, pr, self.num_classes, self.ignore_index)
                          for im, lb, pr in zip(self.images, self.labels, pred)])

@@ -74,14 +74,14 @@ def fit_distributed(model, strategy, train_ds, val_ds, *, epochs, initial_epoch,
 
     from kseg import metrics as kmetrics
     from kseg.losses import split_heads
-    from kseg.models.auxiliary import heads
+    from kseg.models.auxiliary import strides
     from kseg.runtime import scores_to_labels
 
     loss_fn = model.loss
     replicas = strategy.num_replicas_in_sync
-    packed = heads(model)  # the main prediction and any auxiliary heads'
+    aux = strides(model)  # auxiliary heads packed beside the main prediction
     with strategy.scope():
-        train_cm = kmetrics.ConfusionMatrix(num_classes, ignore_index, heads=packed,
+        train_cm = kmetrics.ConfusionMatrix(num_classes, ignore_index, aux_strides=aux,
                                             name="train_cm")
     dist = iter(strategy.experimental_distribute_dataset(shard_by_data(train_ds)))
 
@@ -128,7 +128,7 @@ def fit_distributed(model, strategy, train_ds, val_ds, *, epochs, initial_epoch,
             pred = model(x, training=False)
             val_loss += float(loss_fn(y, pred))
             val_batches += 1
-            main = split_heads(np.asarray(pred), packed)[0]
+            main = split_heads(np.asarray(pred), aux)[0]
             cm += kmetrics.confusion_matrix(np.asarray(y), scores_to_labels(main), num_classes,
                                             ignore_index)
         for cb in callbacks:

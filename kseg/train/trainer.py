@@ -115,9 +115,9 @@ def init_weights(model, source):
                f"{', ...' if len(skipped) > 5 else ''})" if skipped else ""))
 
 
-def make_loss(config, weights, heads=1):
+def make_loss(config, weights, aux_strides=()):
     """The training loss of ``config``; with ``--teacher``, wrapped in the distillation term;
-    with auxiliary heads (``heads`` > 1), the same loss on each, weighted by
+    with auxiliary heads (their ``aux_strides``), the same loss on each, weighted by
     ``--aux-loss-weight``."""
     base = losses.get(
         config.loss, loss_weights=config.loss_weights, ignore_index=config.ignore_index,
@@ -128,8 +128,9 @@ def make_loss(config, weights, heads=1):
         loss = losses.Distillation(loss, weight=config.distill_weight,
                                    temperature=config.distill_temperature,
                                    ignore_index=config.ignore_index)
-    if heads > 1:
-        loss = losses.DeepSupervision(loss, base, [config.aux_loss_weight] * (heads - 1))
+    if aux_strides:
+        loss = losses.DeepSupervision(loss, base, [config.aux_loss_weight] * len(aux_strides),
+                                      aux_strides)
     return loss
 
 
@@ -154,11 +155,11 @@ def build_training_model(config, num_classes):
 
 
 def compile_model(model, config, num_classes, steps_per_epoch, weights=None):
-    heads = models.auxiliary.heads(model)
+    aux = models.auxiliary.strides(model)
     model.compile(
         optimizer=make_optimizer(config, steps_per_epoch),
-        loss=make_loss(config, weights, heads),
-        metrics=[metrics.ConfusionMatrix(num_classes, config.ignore_index, heads=heads)],
+        loss=make_loss(config, weights, aux),
+        metrics=[metrics.ConfusionMatrix(num_classes, config.ignore_index, aux_strides=aux)],
         jit_compile=use_jit(config),
     )
     return model
@@ -434,9 +435,9 @@ class Training:
             log(f"distilling from {teacher.path} (weight {config.distill_weight:g}, "
                 f"temperature {config.distill_temperature:g})")
         params = models.auxiliary.inference_model(model).count_params()
-        heads = models.auxiliary.heads(model)
-        if heads > 1:
-            log(f"{heads - 1} auxiliary heads ({model.count_params() - params:,} parameters, "
+        aux = models.auxiliary.strides(model)
+        if aux:
+            log(f"{len(aux)} auxiliary heads at strides {', '.join(map(str, aux))} ({model.count_params() - params:,} parameters, "
                 f"training only), loss weight {config.aux_loss_weight:g}")
         log(f"training {config.model} ({params:,} parameters) on "
             f"{train_src.where}: {len(train_src)} train / {len(val_src)} val images at "
