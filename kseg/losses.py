@@ -58,7 +58,7 @@ def split_heads(y_pred, strides=()):
     one ``[B, H, W, C]`` first, then per auxiliary head of stride s its own
     ``[B, ceil(H/s), ceil(W/s), C]`` logits. They are packed as rows under the main grid, each
     head padded on the right to W, so that the training model keeps one 4-D output and every
-    head is scored at its own resolution. Tensors or numpy arrays with a static height."""
+    head is scored at its own resolution. Tensors or numpy arrays of static height and width."""
     strides = tuple(int(s) for s in strides)
     if not strides:
         return [y_pred]
@@ -78,6 +78,8 @@ def head_labels(labels, stride):
     """Labels ``[B, H, W]`` read at the centre of each cell of a stride-``stride`` grid
     (``head_size``): the targets an auxiliary head is scored on at its own resolution."""
     size = labels.shape[1:3]
+    if None in size:
+        raise ValueError("head_labels needs labels of static height and width")
     rows, cols = (ops.minimum(ops.arange(n) * int(stride) + int(stride) // 2, full - 1)
                   for n, full in zip(head_size(size, stride), size))
     return ops.take(ops.take(labels, rows, axis=1), cols, axis=2)
@@ -435,10 +437,13 @@ class DeepSupervision(keras.losses.Loss):
     centres (``split_heads``, ``head_labels``; Fast-SCNN's paper: cross-entropy, weight 0.4).
     ``loss`` may be a ``Distillation``: the teacher then teaches the main output alone."""
 
-    def __init__(self, loss, aux_loss, weights, strides, name=None, **kwargs):
+    def __init__(self, loss, aux_loss, weights, strides=None, name=None, **kwargs):
         self.loss = keras.losses.deserialize(loss) if isinstance(loss, dict) else loss
         self.aux_loss = (keras.losses.deserialize(aux_loss) if isinstance(aux_loss, dict)
                          else aux_loss)
+        if strides is None:  # saved by an older kseg: no strides, heads on the channel axis
+            raise ConfigError("deep supervision of heads packed on the channel axis by an older "
+                              "kseg: train it again")
         self.weights = [float(w) for w in weights]
         self.strides = [int(s) for s in strides]
         if not self.weights or min(self.weights) < 0:

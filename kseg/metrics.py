@@ -15,6 +15,7 @@ import numpy as np
 from keras import ops
 
 from kseg import DEFAULT_IGNORE_INDEX
+from kseg.errors import ConfigError
 
 
 @keras.saving.register_keras_serializable(package="kseg")
@@ -24,6 +25,10 @@ class ConfusionMatrix(keras.metrics.Metric):
 
     def __init__(self, num_classes, ignore_index=DEFAULT_IGNORE_INDEX, aux_strides=(),
                  name="confusion", **kwargs):
+        heads = kwargs.pop("heads", 1)  # saved by an older kseg: 1, or heads on the channel axis
+        if heads != 1:
+            raise ConfigError(f"a metric of {heads} predictions packed on the channel axis by an "
+                             "older kseg: train it again")
         super().__init__(name=name, **kwargs)
         self.num_classes = int(num_classes)
         self.ignore_index = int(ignore_index)

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from kseg import losses, metrics, models
 from kseg.cli import main
+from kseg.errors import ConfigError
 from kseg.models import auxiliary
 
 RNG = np.random.default_rng(0)
@@ -98,8 +99,9 @@ def test_deep_supervision_is_the_main_loss_plus_the_weighted_head_losses():
     plain.update_state(y, main)
     np.testing.assert_array_equal(np.asarray(packed.matrix), np.asarray(plain.matrix))
     assert metrics.ConfusionMatrix.from_config(packed.get_config()).aux_strides == [2, 4]
-    with pytest.raises(Exception, match="older kseg"):  # Keras wraps it in a TypeError
-        auxiliary.PackHeads.from_config({"name": "auxiliary_outputs"})
+    older = {k: v for k, v in deep.get_config().items() if k != "strides"}
+    with pytest.raises(ConfigError, match="older kseg"):
+        losses.DeepSupervision.from_config(older)
 
 
 TRAIN = ["train", "--data", "shapes:32", "--image-size", "32", "48", "--batch-size", "8",
@@ -177,3 +179,43 @@ def test_the_custom_distributed_loop_scores_the_main_output(tmp_path):
     main_only = auxiliary.inference_model(train).predict(x, verbose=0)
     expect = metrics.scores(metrics.confusion_matrix(y, main_only.argmax(-1), 3))
     assert history[0]["val_miou"] == pytest.approx(expect["miou"], abs=1e-6)
+
+
+def test_a_checkpoint_of_the_older_channel_packing_predicts_but_does_not_train(tmp_path,
+                                                                               monkeypatch):
+    """Heads an older kseg packed on the channel axis (``PackHeads`` without strides, a
+    ``DeepSupervision`` without strides): the checkpoint loads to predict with, its main output;
+    resuming it is refused with a message; any run's metric config of ``heads: 1`` still loads."""
+    import keras
+
+    from kseg.errors import InputError
+
+    image = keras.Input((8, 8, 3))
+    main = keras.layers.Conv2D(3, 1, name="main")(image)
+    head = keras.layers.Conv2D(3, 1, name="aux1_classifier")(image)
+    old = keras.Model(image, auxiliary.PackHeads(name=auxiliary.OUTPUTS)([main, head]))
+    assert old.output.shape[1:] == (8, 8, 6)
+    ce = losses.SparseCrossEntropy()
+    deep = losses.DeepSupervision(ce, ce, [0.4], [1])
+    legacy_loss = {k: v for k, v in deep.get_config().items() if k != "strides"}
+    monkeypatch.setattr(losses.DeepSupervision, "get_config", lambda self: legacy_loss)
+    cm = metrics.ConfusionMatrix(3)
+    monkeypatch.setattr(metrics.ConfusionMatrix, "get_config",
+                        lambda self: {"num_classes": 3, "ignore_index": 255, "heads": 2,
+                                      "name": "confusion"})
+    old.compile(optimizer="adam", loss=deep, metrics=[cm])
+    old.save(tmp_path / "old.keras")
+    monkeypatch.undo()
+
+    x = RNG.integers(0, 256, (1, 8, 8, 3)).astype("float32")
+    inference = models.load_model(tmp_path / "old.keras")
+    assert auxiliary.heads(inference) == 1
+    np.testing.assert_allclose(np.asarray(inference(x)), np.asarray(old(x))[..., :3], atol=1e-6)
+    with pytest.raises(InputError, match="cannot train from this checkpoint: .*older kseg"):
+        models.load_model(tmp_path / "old.keras", training=True)
+    as_saved = models.load_model(tmp_path / "old.keras", compile=False, training=True)
+    with pytest.raises(models.ModelConfigError, match="older kseg"):
+        auxiliary.strides(as_saved)
+    # every run's metric before: heads 1, which loads as no heads
+    one = metrics.ConfusionMatrix.from_config({"num_classes": 3, "heads": 1, "name": "c"})
+    assert one.aux_strides == []

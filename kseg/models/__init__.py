@@ -19,7 +19,7 @@ def load_model(path, compile=True, training=False):
     resumed run trains on)."""
     import keras
 
-    from kseg.errors import InputError
+    from kseg.errors import ConfigError, InputError
     from kseg.files import checkpoint_problem
 
     problem = checkpoint_problem(path)
@@ -29,7 +29,12 @@ def load_model(path, compile=True, training=False):
     from kseg import losses, metrics  # noqa: F401  (register serializable classes)
     from kseg.train import schedules  # noqa: F401
 
-    model = keras.models.load_model(path, compile=compile)
+    try:
+        model = keras.models.load_model(path, compile=compile)
+    except ConfigError as exc:  # a loss or metric kseg no longer builds (an older kseg's heads)
+        if training:
+            raise InputError(f"{path}: cannot train from this checkpoint: {exc}") from None
+        model = keras.models.load_model(path, compile=False)  # to predict with: not compiled
     return model if training else auxiliary.inference_model(model)
 
 

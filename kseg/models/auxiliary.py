@@ -25,6 +25,8 @@ from kseg.models.layers import conv_bn
 from kseg.models.registry import ModelConfigError
 
 OUTPUTS = "auxiliary_outputs"  # the layer that packs the main and auxiliary logits
+OLDER = ("its auxiliary heads were packed on the channel axis by an older kseg: it loads to "
+         "predict with (its main output), not to train further; train it again")
 
 
 def add_heads(model, taps, dropout=0.1):
@@ -76,14 +78,16 @@ class PackHeads(keras.layers.Layer):
 
     def __init__(self, strides=None, **kwargs):
         super().__init__(**kwargs)
-        if strides is None:
-            raise ModelConfigError("PackHeads needs the heads' strides: this checkpoint was "
-                                   "saved by an older kseg whose heads packed otherwise; "
-                                   "train it again")
-        self.strides = [int(s) for s in strides]
+        # None: a checkpoint of an older kseg, whose heads were upsampled to the image and
+        # stacked on the channel axis; it is rebuilt as saved so that its main output can be used
+        self.strides = None if strides is None else [int(s) for s in strides]
 
     def call(self, inputs):
         main, *aux = inputs
+        if self.strides is None:
+            x = ops.stack(inputs, axis=-2)
+            shape = ops.shape(x)
+            return ops.reshape(x, (*shape[:-2], shape[-2] * shape[-1]))
         if len(aux) != len(self.strides):
             raise ValueError(f"{len(aux)} heads packed for {len(self.strides)} strides")
         size = ops.shape(main)[1:3]
@@ -96,6 +100,8 @@ class PackHeads(keras.layers.Layer):
 
     def compute_output_shape(self, input_shapes):
         (b, h, w, c), rows = input_shapes[0], input_shapes[0][1]
+        if self.strides is None:
+            return (b, h, w, None if c is None else c * len(input_shapes))
         if h is not None:
             rows = h + sum(head_size((h,), s)[0] for s in self.strides)
         return (b, rows, w, c)
@@ -104,18 +110,28 @@ class PackHeads(keras.layers.Layer):
         return {**super().get_config(), "strides": self.strides}
 
 
+def _packer(model):
+    """``model``'s ``PackHeads`` layer, or None."""
+    try:
+        return model.get_layer(OUTPUTS)
+    except ValueError:
+        return None
+
+
 def strides(model):
     """The strides of the auxiliary heads ``model``'s output packs (empty: none)."""
-    try:
-        layer = model.get_layer(OUTPUTS)
-    except ValueError:
+    layer = _packer(model)
+    if layer is None:
         return []
+    if layer.strides is None:
+        raise ModelConfigError(f"{model.name}: {OLDER}")
     return list(layer.strides)
 
 
 def heads(model):
     """How many predictions ``model``'s output packs: 1 + its auxiliary heads."""
-    return 1 + len(strides(model))
+    layer = _packer(model)
+    return 1 if layer is None else len(layer.input)
 
 
 def inference_model(model):

@@ -79,7 +79,7 @@ def fit_distributed(model, strategy, train_ds, val_ds, *, epochs, initial_epoch,
 
     loss_fn = model.loss
     replicas = strategy.num_replicas_in_sync
-    aux = strides(model)  # auxiliary heads packed beside the main prediction
+    aux = strides(model)  # auxiliary heads packed as rows under the main prediction
     with strategy.scope():
         train_cm = kmetrics.ConfusionMatrix(num_classes, ignore_index, aux_strides=aux,
                                             name="train_cm")
