@@ -207,7 +207,10 @@ def test_a_damaged_checkpoint_falls_back_to_the_one_before_or_says_what_to_do(tm
 SIGNAL_RUN = CLI + ["--data", "shapes:240", "--image-size", "32", "32", "--batch-size", "8",
                     "-o", "depth=2", "-o", "base_filters=4", "-o", "batch_norm=false",
                     "--epochs", "3", "--learning-rate", "0.01", "--schedule", "poly",
-                    "--augment", "light"]
+                    "--augment", "light",
+                    # 120 steps (about 2-3 s) per epoch: the signal must land inside an epoch even
+                    # when a loaded machine starves the test process for a second or two
+                    "--repeat", "4"]
 
 
 def _train(out):
