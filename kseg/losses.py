@@ -38,8 +38,9 @@ def split_targets(y_true):
 
 def head_size(size, stride):
     """The grid an auxiliary head of ``stride`` predicts on an image of ``size`` (H, W):
-    ceil(H / stride) x ceil(W / stride), what stride-2 convolutions with "same" padding give."""
-    return tuple(-(-int(n) // int(stride)) for n in size)
+    ceil(H / stride) x ceil(W / stride), what stride-2 convolutions with "same" padding give.
+    Sizes may be ints or traced scalars (a model built for any input size)."""
+    return tuple(-(-n // int(stride)) for n in size)
 
 
 def main_height(rows, strides):

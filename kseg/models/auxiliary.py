@@ -93,7 +93,7 @@ class PackHeads(keras.layers.Layer):
         size = ops.shape(main)[1:3]
         parts = [main]
         for s, head in zip(self.strides, aux):
-            h, w = ((n + s - 1) // s for n in size)  # head_size, for static or traced sizes
+            h, w = head_size(size, s)
             head = ops.cast(head[:, :h, :w], main.dtype)
             parts.append(ops.pad(head, [[0, 0], [0, 0], [0, size[1] - w], [0, 0]]))
         return ops.concatenate(parts, axis=1)
